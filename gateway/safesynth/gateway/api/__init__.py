@@ -1,0 +1,3 @@
+"""safesynth.gateway.api."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""safesynth.gateway.audit."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""safesynth.gateway.engines."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""safesynth.gateway.engines.tabular."""
+
+__all__: list[str] = []

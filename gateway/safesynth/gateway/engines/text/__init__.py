@@ -1,0 +1,3 @@
+"""safesynth.gateway.engines.text."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""safesynth.gateway.reports."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""safesynth.gateway.service."""
+
+__all__: list[str] = []
