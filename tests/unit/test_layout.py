@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import tomllib
+from typing import Any
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PARTS = {"gateway": "safesynth.gateway", "sdk": "safesynth.sdk", "ledger": "safesynth.ledger"}
 
 
-def _pyproject() -> dict[str, object]:
+def _pyproject() -> dict[str, Any]:
     with (ROOT / "pyproject.toml").open("rb") as f:
         return tomllib.load(f)
 
@@ -21,8 +22,8 @@ def test_namespace_has_no_init() -> None:
 
 
 def test_every_package_directory_is_listed_for_the_wheel() -> None:
-    setuptools_cfg = _pyproject()["tool"]["setuptools"]  # type: ignore[index]
-    listed = set(setuptools_cfg["packages"])  # type: ignore[index]
+    setuptools_cfg = _pyproject()["tool"]["setuptools"]
+    listed = set(setuptools_cfg["packages"])
     found = set()
     for root in PARTS:
         base = ROOT / root
@@ -32,10 +33,10 @@ def test_every_package_directory_is_listed_for_the_wheel() -> None:
 
 
 def test_package_dir_maps_each_part_to_its_root() -> None:
-    mapping = _pyproject()["tool"]["setuptools"]["package-dir"]  # type: ignore[index]
+    mapping = _pyproject()["tool"]["setuptools"]["package-dir"]
     for root, package in PARTS.items():
-        assert mapping[package] == f"{root}/{package.replace('.', '/')}"  # type: ignore[index]
-        assert (ROOT / mapping[package] / "py.typed").is_file()  # type: ignore[index]
+        assert mapping[package] == f"{root}/{package.replace('.', '/')}"
+        assert (ROOT / mapping[package] / "py.typed").is_file()
 
 
 def test_top_level_files_exist() -> None:

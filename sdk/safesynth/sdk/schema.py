@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 __all__ = ["ColumnKind", "ColumnSpec", "DatasetSchema", "PrivacyUnit"]
 
 _Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
+_Category = Annotated[str, Field(max_length=512)]
 
 
 class ColumnKind(StrEnum):
@@ -35,7 +36,7 @@ class ColumnSpec(BaseModel):
     name: _Name
     kind: ColumnKind
     description: str = Field(default="", max_length=2000)
-    categories: tuple[Annotated[str, Field(max_length=512)], ...] | None = Field(default=None, max_length=10_000)
+    categories: tuple[_Category, ...] | None = Field(default=None, max_length=10_000)
     lower: float | None = None
     upper: float | None = None
     integer: bool = False
