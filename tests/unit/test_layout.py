@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import tomllib
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 PARTS = {"gateway": "safesynth.gateway", "sdk": "safesynth.sdk", "ledger": "safesynth.ledger"}
