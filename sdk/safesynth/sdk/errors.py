@@ -210,11 +210,16 @@ _BY_CODE.update(
         "bad_request": InvalidRequest,
         "internal_error": ServerError,
         "budget_exceeded": BudgetExhausted,
+        "queue_full": RateLimited,
+        "idempotency_key_reused": Conflict,
+        "unsupported_media_type": InvalidRequest,
+        "unavailable": ServerError,
     }
 )
 
 _BY_STATUS: dict[int, type[SafeSynthError]] = {
     400: InvalidRequest,
+    415: InvalidRequest,
     401: NotAuthorized,
     403: Forbidden,
     404: NotFound,
@@ -241,6 +246,9 @@ def error_for_problem(
     if cls is SafeSynthError and code:
         kwargs["code"] = code
     if cls is RateLimited:
+        extra = (problem.model_extra or {}) if problem is not None else {}
+        if retry_after is None and isinstance(extra.get("retry_after"), int | float):
+            retry_after = float(extra["retry_after"])
         return RateLimited(message, retry_after=retry_after, **kwargs)
     if cls is JobFailed:  # a job failure is reported as a Job, not a problem; keep the base type
         return SafeSynthError(message, code=JobFailed.code, status=status, problem=problem)

@@ -24,7 +24,16 @@ import math
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, StrictInt, StrictStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 from pydantic.functional_validators import AfterValidator, BeforeValidator
 
 from safesynth.sdk.schema import DatasetSchema
@@ -66,6 +75,7 @@ __all__ = [
     "QueryRequest",
     "QueryResult",
     "Release",
+    "ReleaseFormat",
     "ReleaseList",
     "Role",
     "ServiceInfo",

@@ -1,0 +1,627 @@
+"""The synchronous SafeSynth client.
+
+from safesynth.sdk import Client
+
+with Client(base_url="http://127.0.0.1:8765", token="...") as client:   # or SAFESYNTH_URL / _TOKEN
+    release = client.synthesize(dataset="reviews", engine="tabular", rows=1000, epsilon=1.0,
+                                purpose="test fixtures", progress=True)
+    df = release.to_pandas()
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, TypeVar, overload
+
+import httpx
+from pydantic import BaseModel
+
+from safesynth.sdk import _calls as calls
+from safesynth.sdk import routes
+from safesynth.sdk._http import (
+    ClientConfig,
+    backoff_seconds,
+    decode,
+    encode_body,
+    error_from_response,
+    is_retryable_request,
+    new_idempotency_key,
+    resolve_config,
+    retry_after_seconds,
+)
+from safesynth.sdk._sse import iter_sse_jobs
+from safesynth.sdk.errors import ConnectionFailed, InvalidResponse, JobFailed, WaitTimeout
+from safesynth.sdk.models import (
+    AuditSummary,
+    Budget,
+    Checkpoint,
+    ConsistencyProof,
+    DatasetInfo,
+    InclusionProof,
+    Job,
+    LedgerEntries,
+    LedgerEntry,
+    PlanResponse,
+    QualitySummary,
+    QueryResult,
+    ReleaseFormat,
+    ServiceInfo,
+    TokenCreated,
+    TokenInfo,
+)
+from safesynth.sdk.progress import ProgressArg, progress_callback
+from safesynth.sdk.release import ReleaseHandle
+from safesynth.sdk.schema import DatasetSchema
+
+__all__ = ["Client"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Client:
+    """A client of one gateway. Keyword-only; every argument may come from the environment.
+
+    ``base_url``: argument, else ``SAFESYNTH_URL``, else ``http://127.0.0.1:8765``. ``token``:
+    argument, else ``SAFESYNTH_TOKEN``. ``timeout``: seconds per request (finite; 30 s by default).
+    ``max_retries``: retries of idempotent calls (GETs, and POSTs sent with an Idempotency-Key, which
+    the gateway deduplicates) on connection errors and 429/502/503/504. A token is never sent over
+    plain http to a non-loopback host unless ``allow_insecure=True``. ``transport`` is for tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        token: str | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        max_retries: int = 3,
+        allow_insecure: bool = False,
+        verify: bool | str = True,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.config: ClientConfig = resolve_config(
+            base_url=base_url,
+            token=token,
+            timeout=timeout,
+            max_retries=max_retries,
+            allow_insecure=allow_insecure,
+        )
+        self._http = httpx.Client(
+            base_url=self.config.base_url,
+            headers=self.config.headers(),
+            timeout=self.config.timeout,
+            transport=transport,
+            verify=verify,
+            follow_redirects=False,
+        )
+        self._sleep: Callable[[float], None] = time.sleep
+        self.datasets = Datasets(self)
+        self.jobs = Jobs(self)
+        self.releases = Releases(self)
+        self.ledger = Ledger(self)
+        self.tokens = Tokens(self)
+
+    # ------------------------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __repr__(self) -> str:
+        return f"Client({self.config.base_url!r})"
+
+    # ------------------------------------------------------------------------------------ transport
+    def _build(self, call: calls.Call[Any], key: str | None) -> httpx.Request:
+        headers: dict[str, str] = {}
+        if call.creates:
+            headers[routes.IDEMPOTENCY_HEADER] = key or new_idempotency_key()
+        if call.upload is not None and call.body is not None:
+            files = {"file": (call.upload.filename, call.upload.content, call.upload.content_type)}
+            data = {"metadata": calls.metadata_json(call.body)}
+            return self._http.build_request(
+                call.method, call.path, params=call.params, headers=headers, files=files, data=data
+            )
+        content = None
+        if call.body is not None:
+            content = encode_body(call.body)
+            headers["Content-Type"] = "application/json"
+        return self._http.build_request(
+            call.method, call.path, params=call.params, headers=headers, content=content
+        )
+
+    def _send(self, build: Callable[[], httpx.Request], *, stream: bool = False) -> httpx.Response:
+        """Send with retries: connection failures always; other failures only when idempotent."""
+        attempts = self.config.max_retries + 1
+        for attempt in range(attempts):
+            request = build()
+            last = attempt == attempts - 1
+            try:
+                response = self._http.send(request, stream=stream)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # nothing reached the gateway
+                if last:
+                    raise ConnectionFailed(f"cannot reach {self.config.base_url}: {exc}") from exc
+                self._sleep(backoff_seconds(attempt))
+                continue
+            except httpx.TransportError as exc:
+                if last or not is_retryable_request(request):
+                    raise ConnectionFailed(f"{request.method} {request.url.path} failed: {exc!r}") from exc
+                self._sleep(backoff_seconds(attempt))
+                continue
+            if response.status_code in {429, 502, 503, 504} and not last and is_retryable_request(request):
+                delay = backoff_seconds(attempt, retry_after_seconds(response))
+                response.close()
+                self._sleep(delay)
+                continue
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _run(self, call: calls.Call[M], *, idempotency_key: str | None = None) -> M:
+        key = idempotency_key or (new_idempotency_key() if call.creates else None)
+        response = self._send(lambda: self._build(call, key))
+        return decode(response, call.answer)
+
+    def _get_bytes(self, path: str, params: Mapping[str, str | int | float], *, accept: str = "*/*") -> bytes:
+        response = self._send(
+            lambda: self._http.build_request("GET", path, params=params, headers={"Accept": accept})
+        )
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        return response.content
+
+    def _download(self, path: str, params: Mapping[str, str | int | float], target: str | Path) -> Path:
+        """Stream a GET to ``target`` atomically (temp file + rename); checks Repr-Digest when sent."""
+        target = Path(target)
+        request = lambda: self._http.build_request("GET", path, params=params, headers={"Accept": "*/*"})  # noqa: E731
+        response = self._send(request, stream=True)
+        try:
+            if response.status_code >= 400:
+                response.read()
+                raise error_from_response(response)
+            digest = hashlib.sha256()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".safesynth-", dir=target.parent)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    for chunk in response.iter_bytes():
+                        digest.update(chunk)
+                        out.write(chunk)
+                _check_digest(response, digest.hexdigest())
+                Path(tmp).replace(target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(f"download of {path} failed: {exc!r}") from exc
+        finally:
+            response.close()
+        return target
+
+    # ------------------------------------------------------------------------------------ top level
+    def info(self) -> ServiceInfo:
+        """The gateway's version, ledger origin and public key."""
+        return self._run(calls.info())
+
+    def health(self) -> bool:
+        """True when the gateway answers its liveness probe."""
+        try:
+            response = self._send(lambda: self._http.build_request("GET", routes.HEALTH))
+        except ConnectionFailed:
+            return False
+        return response.status_code == 200
+
+    def budget(self, dataset: str) -> Budget:
+        """The dataset's budget: total, spent (by the accountant), remaining, history."""
+        return self._run(calls.budget(dataset))
+
+    def plan(
+        self,
+        dataset: str,
+        *,
+        epsilon: float,
+        purpose: str,
+        engine: str = "tabular",
+        rows: int | None = None,
+        delta: float | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> PlanResponse:
+        """The privacy events and accountant cost of a synthesis, and whether it would be admitted.
+
+        Spends nothing. ``epsilon`` is the target the engine plans for.
+        """
+        call = calls.plan_synthesis(
+            dataset, engine=engine, rows=rows, epsilon=epsilon, delta=delta, purpose=purpose, options=options
+        )
+        return self._run(call)
+
+    def submit(
+        self,
+        dataset: str,
+        *,
+        epsilon: float,
+        purpose: str,
+        engine: str = "tabular",
+        rows: int | None = None,
+        delta: float | None = None,
+        options: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Start a synthesis job and return it at once (``202``). The spend is recorded on admission.
+
+        A retry with the same ``idempotency_key`` returns the same job and never spends twice.
+        """
+        call = calls.submit_synthesis(
+            dataset, engine=engine, rows=rows, epsilon=epsilon, delta=delta, purpose=purpose, options=options
+        )
+        return self._run(call, idempotency_key=idempotency_key)
+
+    @overload
+    def synthesize(
+        self,
+        dataset: str,
+        *,
+        epsilon: float,
+        purpose: str,
+        engine: str = ...,
+        rows: int | None = ...,
+        delta: float | None = ...,
+        options: Mapping[str, Any] | None = ...,
+        wait: Literal[True] = ...,
+        progress: ProgressArg = ...,
+        timeout: float | None = ...,
+        idempotency_key: str | None = ...,
+    ) -> ReleaseHandle: ...
+
+    @overload
+    def synthesize(
+        self,
+        dataset: str,
+        *,
+        epsilon: float,
+        purpose: str,
+        engine: str = ...,
+        rows: int | None = ...,
+        delta: float | None = ...,
+        options: Mapping[str, Any] | None = ...,
+        wait: Literal[False],
+        progress: ProgressArg = ...,
+        timeout: float | None = ...,
+        idempotency_key: str | None = ...,
+    ) -> Job: ...
+
+    def synthesize(
+        self,
+        dataset: str,
+        *,
+        epsilon: float,
+        purpose: str,
+        engine: str = "tabular",
+        rows: int | None = None,
+        delta: float | None = None,
+        options: Mapping[str, Any] | None = None,
+        wait: bool = True,
+        progress: ProgressArg = False,
+        timeout: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> ReleaseHandle | Job:
+        """Ask for a synthetic release of ``dataset``; wait for it and return a :class:`ReleaseHandle`.
+
+        ``epsilon`` is the target the engine plans for; the gateway's accountant computes the charge
+        (``release.epsilon``). ``progress=True`` draws a bar on stderr; a callable gets each Job.
+        ``wait=False`` returns the queued :class:`Job` instead. Raises :class:`BudgetExhausted` when
+        the budget would not admit it (nothing spent), :class:`JobFailed` when the job fails.
+        """
+        job = self.submit(
+            dataset,
+            engine=engine,
+            rows=rows,
+            epsilon=epsilon,
+            delta=delta,
+            purpose=purpose,
+            options=options,
+            idempotency_key=idempotency_key,
+        )
+        if not wait:
+            return job
+        final = self.jobs.wait(job.id, progress=progress, timeout=timeout)
+        if final.release_id is None:
+            raise InvalidResponse(f"job {final.id} succeeded without a release id")
+        return self.releases.get(final.release_id)
+
+    def query(
+        self,
+        dataset: str,
+        kind: str,
+        column: str | None = None,
+        *,
+        epsilon: float,
+        purpose: str,
+        delta: float | None = None,
+        filters: Iterable[calls.FilterArg] = (),
+        bounds: Sequence[float] | None = None,
+        bins: Sequence[float] | None = None,
+        quantiles: Sequence[float] | None = None,
+    ) -> QueryResult:
+        """A DP statistic (count, sum, mean, histogram, quantiles) charged to the dataset's budget.
+
+        ``filters``: ``(column, op, value)`` tuples with op in eq/ne/lt/le/gt/ge/in/not_in. An
+        identical repeated query returns the cached answer at no cost (``result.cached``).
+        """
+        body = calls.query_body(
+            kind,
+            column,
+            epsilon=epsilon,
+            purpose=purpose,
+            delta=delta,
+            filters=filters,
+            bounds=bounds,
+            bins=bins,
+            quantiles=quantiles,
+        )
+        return self._run(calls.query(dataset, body))
+
+    def plan_query(
+        self,
+        dataset: str,
+        kind: str,
+        column: str | None = None,
+        *,
+        epsilon: float,
+        purpose: str,
+        delta: float | None = None,
+        filters: Iterable[calls.FilterArg] = (),
+        bounds: Sequence[float] | None = None,
+        bins: Sequence[float] | None = None,
+        quantiles: Sequence[float] | None = None,
+    ) -> PlanResponse:
+        """The cost of a DP statistic without running it (spends nothing)."""
+        body = calls.query_body(
+            kind,
+            column,
+            epsilon=epsilon,
+            purpose=purpose,
+            delta=delta,
+            filters=filters,
+            bounds=bounds,
+            bins=bins,
+            quantiles=quantiles,
+        )
+        return self._run(calls.plan_query(dataset, body))
+
+
+def _check_digest(response: httpx.Response, sha256_hex: str) -> None:
+    """Compare an RFC 9530 ``Repr-Digest: sha-256=:<base64>:`` header (when sent) with the bytes."""
+    import base64
+
+    header = response.headers.get("Repr-Digest") or response.headers.get("Content-Digest")
+    if not header:
+        return
+    for item in header.split(","):
+        name, _, value = item.strip().partition("=")
+        if name.strip().lower() == "sha-256" and value.startswith(":") and value.endswith(":"):
+            expected = base64.b64decode(value.strip(":")).hex()
+            if expected != sha256_hex:
+                raise InvalidResponse(
+                    f"download digest mismatch: got sha256 {sha256_hex}, header says {expected}"
+                )
+
+
+class _Namespace:
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+
+class Datasets(_Namespace):
+    """``client.datasets``: list, describe, register."""
+
+    def list(self) -> builtins.list[DatasetInfo]:
+        """The datasets this token may see."""
+        return list(self._client._run(calls.list_datasets()).datasets)
+
+    def get(self, dataset: str) -> DatasetInfo:
+        """One dataset's public description (schema, row-count bucket, budget)."""
+        return self._client._run(calls.get_dataset(dataset))
+
+    def budget(self, dataset: str) -> Budget:
+        """Same as ``client.budget(dataset)``."""
+        return self._client._run(calls.budget(dataset))
+
+    def register(
+        self,
+        dataset: str,
+        *,
+        schema: DatasetSchema | Mapping[str, Any],
+        epsilon_total: float,
+        delta_total: float = 1e-6,
+        data: calls.DataSource | None = None,
+        server_path: str | None = None,
+        description: str = "",
+        format: str | None = None,
+        holdout_fraction: float = 0.2,
+        idempotency_key: str | None = None,
+    ) -> DatasetInfo:
+        """Register a dataset (admin): upload ``data`` (path, bytes or binary file) or name a
+        ``server_path`` under the gateway's allowed root; with its public schema and budget."""
+        call = calls.register_dataset(
+            dataset,
+            schema=schema,
+            epsilon_total=epsilon_total,
+            delta_total=delta_total,
+            data=data,
+            server_path=server_path,
+            description=description,
+            format=format,
+            holdout_fraction=holdout_fraction,
+        )
+        return self._client._run(call, idempotency_key=idempotency_key)
+
+
+class Jobs(_Namespace):
+    """``client.jobs``: get, list, cancel, wait, events."""
+
+    def get(self, job_id: str) -> Job:
+        """A job's current state."""
+        return self._client._run(calls.get_job(job_id))
+
+    def list(self, *, dataset: str | None = None, state: str | None = None) -> builtins.list[Job]:
+        """The caller's jobs (optionally of one dataset or state)."""
+        return list(self._client._run(calls.list_jobs(dataset, state)).jobs)
+
+    def cancel(self, job_id: str) -> Job:
+        """Cancel a job. Its spend stays recorded once admitted (noise may have been drawn)."""
+        return self._client._run(calls.cancel_job(job_id))
+
+    def wait(
+        self,
+        job_id: str,
+        *,
+        timeout: float | None = None,
+        progress: ProgressArg = False,
+        poll_interval: float = 1.0,
+    ) -> Job:
+        """Poll until the job is final; return it when it succeeded, raise :class:`JobFailed` otherwise.
+
+        ``timeout`` (seconds, None = no limit) raises :class:`WaitTimeout`; the job keeps running.
+        """
+        report = progress_callback(progress)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = min(0.1, poll_interval)
+        while True:
+            job = self.get(job_id)
+            if report is not None:
+                report(job)
+            if job.done:
+                return _final(job)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout(f"job {job_id} still {job.state} after {timeout} s")
+            self._client._sleep(delay)
+            delay = min(poll_interval, delay * 2)
+
+    def events(self, job_id: str) -> Iterator[Job]:
+        """Live job states from the gateway's server-sent events, until the job is final."""
+        path = routes.path(routes.JOB_EVENTS, job=job_id)
+        request = lambda: self._client._http.build_request(  # noqa: E731
+            "GET", path, headers={"Accept": "text/event-stream"}, timeout=httpx.Timeout(60.0, connect=5.0)
+        )
+        response = self._client._send(request, stream=True)
+        try:
+            if response.status_code >= 400:
+                response.read()
+                raise error_from_response(response)
+            yield from iter_sse_jobs(response.iter_lines())
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(f"event stream of job {job_id} broke: {exc!r}") from exc
+        finally:
+            response.close()
+
+
+def _final(job: Job) -> Job:
+    if job.state == "succeeded":
+        return job
+    reason = f": {job.error.code}: {job.error.message}" if job.error else ""
+    raise JobFailed(f"job {job.id} {job.state}{reason}", job=job)
+
+
+class Releases(_Namespace):
+    """``client.releases``: metadata, data, audit, quality."""
+
+    def get(self, release_id: str) -> ReleaseHandle:
+        """A handle on a release (``.to_pandas()``, ``.to_csv(path)``, ``.audit()``, ``.quality()``)."""
+        return ReleaseHandle(self._client._run(calls.get_release(release_id)), self)
+
+    def list(self, *, dataset: str | None = None) -> builtins.list[ReleaseHandle]:
+        """Releases this token may see."""
+        return [ReleaseHandle(r, self) for r in self._client._run(calls.list_releases(dataset)).releases]
+
+    def content(self, release_id: str, *, format: ReleaseFormat = "csv") -> bytes:
+        """The release's data in ``format`` (csv, parquet or json)."""
+        path, params = calls.release_data_path(release_id, format)
+        return self._client._get_bytes(path, params)
+
+    def download(self, release_id: str, path: str | Path, *, format: ReleaseFormat = "csv") -> Path:
+        """Stream the release's data to ``path`` (atomically)."""
+        url, params = calls.release_data_path(release_id, format)
+        return self._client._download(url, params, path)
+
+    def audit(self, release_id: str) -> AuditSummary:
+        """The audit of a release (aggregates only)."""
+        return self._client._run(calls.release_audit(release_id))
+
+    def quality(self, release_id: str) -> QualitySummary:
+        """The quality report of a release."""
+        return self._client._run(calls.release_quality(release_id))
+
+
+class Ledger(_Namespace):
+    """``client.ledger``: entries, checkpoint, proofs, export (auditor or admin)."""
+
+    def entries(self, *, start: int = 0, limit: int | None = None, kind: str | None = None) -> LedgerEntries:
+        """One page of entries from ``start``; ``next_seq`` on the page tells where the next begins."""
+        return self._client._run(calls.ledger_entries(start, limit, kind))
+
+    def iter_entries(self, *, start: int = 0, kind: str | None = None) -> Iterator[LedgerEntry]:
+        """Every entry from ``start``, page by page."""
+        cursor: int | None = start
+        while cursor is not None:
+            page = self.entries(start=cursor, kind=kind)
+            yield from page.entries
+            if page.next_seq is not None and page.next_seq <= cursor:
+                raise InvalidResponse("ledger paging did not advance")
+            cursor = page.next_seq
+
+    def checkpoint(self) -> Checkpoint:
+        """The latest signed checkpoint."""
+        return self._client._run(calls.checkpoint())
+
+    def proof(self, seq: int, *, tree_size: int | None = None) -> InclusionProof:
+        """An inclusion proof of entry ``seq`` (in the latest tree, or of ``tree_size``)."""
+        return self._client._run(calls.proof(seq, tree_size))
+
+    def consistency(self, old: int, new: int) -> ConsistencyProof:
+        """A consistency proof between tree sizes ``old`` and ``new``."""
+        return self._client._run(calls.consistency(old, new))
+
+    def public_key(self) -> bytes:
+        """The ledger's public key file (to verify an export offline)."""
+        return self._client._get_bytes(routes.LEDGER_PUBLIC_KEY, {})
+
+    def export(self, path: str | Path) -> Path:
+        """Download the export bundle (a zip archive) to ``path``."""
+        return self._client._download(routes.LEDGER_EXPORT, {}, path)
+
+
+class Tokens(_Namespace):
+    """``client.tokens``: create, list, revoke (admin)."""
+
+    def create(
+        self,
+        name: str,
+        *,
+        role: str,
+        datasets: Iterable[str] = (),
+        expires_at: datetime | None = None,
+        idempotency_key: str | None = None,
+    ) -> TokenCreated:
+        """A new bearer token (its secret appears only in this answer)."""
+        return self._client._run(
+            calls.create_token(name, role, datasets, expires_at), idempotency_key=idempotency_key
+        )
+
+    def list(self) -> builtins.list[TokenInfo]:
+        """All tokens (never their secrets)."""
+        return list(self._client._run(calls.list_tokens()).tokens)
+
+    def revoke(self, token_id: str) -> TokenInfo:
+        """Revoke a token; it stops working at once."""
+        return self._client._run(calls.revoke_token(token_id))

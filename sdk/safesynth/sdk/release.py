@@ -1,0 +1,147 @@
+"""Handles on a synthetic release: its metadata plus ways to fetch its data, audit and quality.
+
+``to_pandas()`` imports pandas only when called (the SDK itself never needs it).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from safesynth.sdk.models import AuditSummary, QualitySummary, Release, ReleaseFormat
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["AsyncReleaseHandle", "ReleaseHandle", "frame_from_bytes"]
+
+
+class _SyncReleases(Protocol):
+    def content(self, release_id: str, *, format: ReleaseFormat = "csv") -> bytes: ...
+    def download(self, release_id: str, path: str | Path, *, format: ReleaseFormat = "csv") -> Path: ...
+    def audit(self, release_id: str) -> AuditSummary: ...
+    def quality(self, release_id: str) -> QualitySummary: ...
+
+
+class _AsyncReleases(Protocol):
+    async def content(self, release_id: str, *, format: ReleaseFormat = "csv") -> bytes: ...
+    async def download(self, release_id: str, path: str | Path, *, format: ReleaseFormat = "csv") -> Path: ...
+    async def audit(self, release_id: str) -> AuditSummary: ...
+    async def quality(self, release_id: str) -> QualitySummary: ...
+
+
+def frame_from_bytes(data: bytes, format: ReleaseFormat) -> pd.DataFrame:
+    """Parse a downloaded release into a DataFrame (imports pandas here, not at SDK import)."""
+    try:
+        import pandas as pd
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("to_pandas() needs pandas: pip install pandas (or safesynth[gateway])") from exc
+    if format == "parquet":
+        return pd.read_parquet(io.BytesIO(data))
+    if format == "json":
+        return pd.read_json(io.BytesIO(data), orient="records")
+    return pd.read_csv(io.BytesIO(data), keep_default_na=True)
+
+
+def _default_frame_format() -> ReleaseFormat:
+    import importlib.util
+
+    return "parquet" if importlib.util.find_spec("pyarrow") is not None else "csv"
+
+
+class ReleaseHandle:
+    """A release (``.info``: the :class:`Release` model) bound to the client that fetched it."""
+
+    def __init__(self, info: Release, releases: _SyncReleases) -> None:
+        self.info = info
+        self._releases = releases
+
+    @property
+    def id(self) -> str:
+        """The release id (its sha256)."""
+        return self.info.id
+
+    def __getattr__(self, name: str) -> Any:
+        # rows, columns, epsilon, delta, spend_seq, ... straight from the model.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.info, name)
+
+    def __repr__(self) -> str:
+        i = self.info
+        return f"ReleaseHandle(id={i.id[:12]}..., dataset={i.dataset!r}, rows={i.rows}, eps={i.epsilon:g})"
+
+    def content(self, *, format: ReleaseFormat = "csv") -> bytes:
+        """The release's data as bytes in ``format``."""
+        return self._releases.content(self.info.id, format=format)
+
+    def to_csv(self, path: str | Path) -> Path:
+        """Write the release as CSV to ``path`` (atomically); returns the path."""
+        return self._releases.download(self.info.id, path, format="csv")
+
+    def download(self, path: str | Path, *, format: ReleaseFormat = "csv") -> Path:
+        """Write the release in ``format`` to ``path`` (atomically); returns the path."""
+        return self._releases.download(self.info.id, path, format=format)
+
+    def to_pandas(self, *, format: ReleaseFormat | None = None) -> pd.DataFrame:
+        """The release as a pandas DataFrame (Parquet when pyarrow is installed, else CSV)."""
+        fmt = format or _default_frame_format()
+        return frame_from_bytes(self._releases.content(self.info.id, format=fmt), fmt)
+
+    def audit(self) -> AuditSummary:
+        """The release's audit (aggregates only)."""
+        return self._releases.audit(self.info.id)
+
+    def quality(self) -> QualitySummary:
+        """The release's quality report."""
+        return self._releases.quality(self.info.id)
+
+
+class AsyncReleaseHandle:
+    """The async twin of :class:`ReleaseHandle`: the fetching methods are coroutines."""
+
+    def __init__(self, info: Release, releases: _AsyncReleases) -> None:
+        self.info = info
+        self._releases = releases
+
+    @property
+    def id(self) -> str:
+        """The release id (its sha256)."""
+        return self.info.id
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.info, name)
+
+    def __repr__(self) -> str:
+        i = self.info
+        return (
+            f"AsyncReleaseHandle(id={i.id[:12]}..., dataset={i.dataset!r}, rows={i.rows}, eps={i.epsilon:g})"
+        )
+
+    async def content(self, *, format: ReleaseFormat = "csv") -> bytes:
+        """The release's data as bytes in ``format``."""
+        return await self._releases.content(self.info.id, format=format)
+
+    async def to_csv(self, path: str | Path) -> Path:
+        """Write the release as CSV to ``path`` (atomically); returns the path."""
+        return await self._releases.download(self.info.id, path, format="csv")
+
+    async def download(self, path: str | Path, *, format: ReleaseFormat = "csv") -> Path:
+        """Write the release in ``format`` to ``path`` (atomically); returns the path."""
+        return await self._releases.download(self.info.id, path, format=format)
+
+    async def to_pandas(self, *, format: ReleaseFormat | None = None) -> pd.DataFrame:
+        """The release as a pandas DataFrame (Parquet when pyarrow is installed, else CSV)."""
+        fmt = format or _default_frame_format()
+        return frame_from_bytes(await self._releases.content(self.info.id, format=fmt), fmt)
+
+    async def audit(self) -> AuditSummary:
+        """The release's audit (aggregates only)."""
+        return await self._releases.audit(self.info.id)
+
+    async def quality(self) -> QualitySummary:
+        """The release's quality report."""
+        return await self._releases.quality(self.info.id)
