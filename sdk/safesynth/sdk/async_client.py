@@ -508,7 +508,7 @@ class Jobs(_Namespace):
                 return _final(job)
             if deadline is not None and time.monotonic() >= deadline:
                 raise WaitTimeout(f"job {job_id} still {job.state} after {timeout} s")
-            self._client._sleep(delay)
+            await self._client._sleep(delay)
             delay = min(poll_interval, delay * 2)
 
     async def events(self, job_id: str) -> AsyncIterator[Job]:
