@@ -180,7 +180,14 @@ class Client:
             raise error_from_response(response)
         return response.content
 
-    def _download(self, path: str, params: Mapping[str, str | int | float], target: str | Path) -> Path:
+    def _download(
+        self,
+        path: str,
+        params: Mapping[str, str | int | float],
+        target: str | Path,
+        *,
+        expected_sha256: str | None = None,
+    ) -> Path:
         """Stream a GET to ``target`` atomically (temp file + rename); checks Repr-Digest when sent."""
         target = Path(target)
         request = lambda: self._http.build_request("GET", path, params=params, headers={"Accept": "*/*"})  # noqa: E731
@@ -198,6 +205,7 @@ class Client:
                         digest.update(chunk)
                         out.write(chunk)
                 _check_digest(response, digest.hexdigest())
+                _check_content_address(expected_sha256, digest.hexdigest())
                 Path(tmp).replace(target)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
@@ -417,6 +425,14 @@ def _check_digest(response: httpx.Response, sha256_hex: str) -> None:
                 )
 
 
+def _check_content_address(expected: str | None, sha256_hex: str) -> None:
+    """A Parquet release is stored content-addressed: its bytes must hash to its id."""
+    if expected is not None and expected != sha256_hex:
+        raise InvalidResponse(
+            f"release content does not match its address: expected {expected}, got {sha256_hex}"
+        )
+
+
 class _Namespace:
     def __init__(self, client: Client) -> None:
         self._client = client
@@ -547,12 +563,16 @@ class Releases(_Namespace):
     def content(self, release_id: str, *, format: ReleaseFormat = "csv") -> bytes:
         """The release's data in ``format`` (csv, parquet or json)."""
         path, params = calls.release_data_path(release_id, format)
-        return self._client._get_bytes(path, params)
+        data = self._client._get_bytes(path, params)
+        if format == "parquet":
+            _check_content_address(release_id, hashlib.sha256(data).hexdigest())
+        return data
 
     def download(self, release_id: str, path: str | Path, *, format: ReleaseFormat = "csv") -> Path:
         """Stream the release's data to ``path`` (atomically)."""
         url, params = calls.release_data_path(release_id, format)
-        return self._client._download(url, params, path)
+        expected = release_id if format == "parquet" else None
+        return self._client._download(url, params, path, expected_sha256=expected)
 
     def audit(self, release_id: str) -> AuditSummary:
         """The audit of a release (aggregates only)."""

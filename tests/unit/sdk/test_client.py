@@ -435,3 +435,21 @@ def test_async_client_maps_errors() -> None:
 
     with pytest.raises(BudgetExhausted):
         asyncio.run(run())
+
+
+def test_parquet_download_is_checked_against_the_content_address(tmp_path: Path) -> None:
+    payload = b"PAR1 pretend parquet"
+    good = hashlib.sha256(payload).hexdigest()
+    gw = FakeGateway()
+    gw.on("GET", f"/v1/releases/{good}/data", lambda r: httpx.Response(200, content=payload))
+    gw.on("GET", f"/v1/releases/{SHA}/data", lambda r: httpx.Response(200, content=payload))
+    with make_client(gw) as client:
+        assert client.releases.content(good, format="parquet") == payload
+        assert (
+            client.releases.download(good, tmp_path / "ok.parquet", format="parquet").read_bytes() == payload
+        )
+        with pytest.raises(InvalidResponse, match="address"):
+            client.releases.content(SHA, format="parquet")
+        with pytest.raises(InvalidResponse, match="address"):
+            client.releases.download(SHA, tmp_path / "bad.parquet", format="parquet")
+    assert not (tmp_path / "bad.parquet").exists()
