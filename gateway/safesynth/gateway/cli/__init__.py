@@ -21,6 +21,13 @@ COMMANDS: dict[str, str] = {
     "model": "safesynth.gateway.cli.model:model",
     "dp": "safesynth.gateway.cli.dp:dp",
     "ledger": "safesynth.ledger.cli:ledger",
+    "synth": "safesynth.gateway.cli.client:synth",
+    "plan": "safesynth.gateway.cli.client:plan",
+    "query": "safesynth.gateway.cli.client:query",
+    "budget": "safesynth.gateway.cli.client:budget",
+    "jobs": "safesynth.gateway.cli.client:jobs",
+    "release": "safesynth.gateway.cli.client:release",
+    "audit": "safesynth.gateway.cli.client:audit",
 }
 
 
