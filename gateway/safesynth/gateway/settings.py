@@ -1,4 +1,3 @@
-# ruff: noqa: N818  (error names follow the wire codes: NotFound, BudgetExhausted, ...)
 """The gateway's settings: ``SAFESYNTH_*`` environment variables, an optional TOML file, explicit values.
 
 Precedence, highest first: values passed to :func:`load_settings`, environment variables

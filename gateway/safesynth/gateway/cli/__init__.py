@@ -28,6 +28,10 @@ COMMANDS: dict[str, str] = {
     "jobs": "safesynth.gateway.cli.client:jobs",
     "release": "safesynth.gateway.cli.client:release",
     "audit": "safesynth.gateway.cli.client:audit",
+    "serve": "safesynth.gateway.cli.admin:serve",
+    "init": "safesynth.gateway.cli.admin:init",
+    "token": "safesynth.gateway.cli.admin:token",
+    "dataset": "safesynth.gateway.cli.admin:dataset",
 }
 
 

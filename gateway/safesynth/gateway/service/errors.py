@@ -1,4 +1,3 @@
-# ruff: noqa: N818  (error names follow the wire codes: NotFound, BudgetExhausted, ...)
 """The service layer's errors: one class per stable ``code``, each with its HTTP status.
 
 The HTTP layer turns every :class:`ServiceError` into an RFC 9457 ``application/problem+json`` body

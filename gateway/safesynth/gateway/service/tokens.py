@@ -67,6 +67,10 @@ class Principal:
             allowed = ", ".join(r.value for r in roles)
             raise Forbidden(f"this needs the role {allowed}; the token has role {self.role.value}")
 
+    def require_admin(self) -> None:
+        """Forbidden unless the role is admin."""
+        self.require(Role.ADMIN)
+
     def can_see(self, dataset: str) -> bool:
         """Whether this caller may see ``dataset`` (admins and auditors: all; analysts: grants)."""
         return self.role is not Role.ANALYST or dataset in self.datasets

@@ -1,0 +1,78 @@
+"""The FastAPI application factory and the uvicorn runner.
+
+``create_app(settings)`` builds the app; its lifespan opens the gateway (state, ledger, jobs; jobs a
+previous process left running are marked failed) and, on shutdown, finishes or fails running jobs.
+The language model is loaded once, on first use by an engine that needs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from safesynth.gateway.api.limits import BodyLimitMiddleware, RateLimiter
+from safesynth.gateway.api.problems import install_problem_handlers
+from safesynth.gateway.api.routes import router
+from safesynth.gateway.service.gateway import Gateway
+from safesynth.gateway.settings import GatewaySettings, check_settings
+from safesynth.sdk import routes
+
+__all__ = ["create_app", "serve"]
+
+
+def create_app(settings: GatewaySettings, *, gateway: Gateway | None = None) -> FastAPI:
+    """The gateway's ASGI app. ``gateway``: an already open service (tests); else opened at startup."""
+    check_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service = gateway if gateway is not None else await run_in_threadpool(Gateway, settings)
+        app.state.gateway = service
+        try:
+            yield
+        finally:
+            app.state.gateway = None
+            if gateway is None:
+                await run_in_threadpool(service.close)
+
+    app = FastAPI(
+        title="SafeSynth gateway",
+        version=version("safesynth"),
+        description="Differentially private synthetic data and statistics behind a privacy gateway, "
+        "with a signed privacy ledger. Errors are RFC 9457 problem details with a stable `code`.",
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+    install_problem_handlers(app)
+    app.include_router(router)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_request_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+        upload_paths=(routes.DATASETS,),
+    )
+    return app
+
+
+def serve(settings: GatewaySettings, *, log_level: str = "info") -> None:
+    """Run the gateway with uvicorn until interrupted (TLS when configured)."""
+    import uvicorn
+
+    check_settings(settings)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        ssl_certfile=str(settings.tls_certfile) if settings.tls_certfile else None,
+        ssl_keyfile=str(settings.tls_keyfile) if settings.tls_keyfile else None,
+        server_header=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run()

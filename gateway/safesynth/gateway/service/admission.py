@@ -1,0 +1,215 @@
+"""Admission: charge a request's privacy events to a dataset's budget in ONE ledger transaction.
+
+``admit`` appends a ``spend/v1`` entry whose ``check`` runs inside the ledger's ``BEGIN IMMEDIATE``
+transaction: it brings the dataset's :class:`~safesynth.gateway.dp.filter.FilterState` up to date with
+the spends appended since the cached state (so re-checking costs O(new entries), not O(history)),
+asks the privacy filter, and raises :class:`~safesynth.gateway.dp.errors.BudgetExceeded` when the
+events are not admitted, in which case nothing is appended. Concurrent requests (threads or
+processes) are serialized by the transaction, so the committed spends are exactly a sequence the
+filter admits. A refusal appends a ``refusal/v1`` entry and raises
+:class:`~safesynth.gateway.service.errors.BudgetExhausted` carrying what remains. A spend is never refunded.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from safesynth.gateway.dp.accountant import compose
+from safesynth.gateway.dp.events import DpEvent, event_from_json
+from safesynth.gateway.dp.filter import FilterState, PrivacyFilter
+
+from safesynth.gateway.dp.errors import BudgetExceeded
+from safesynth.gateway.service.errors import BudgetExhausted
+from safesynth.ledger import LedgerStore
+from safesynth.ledger.entry import decimal_string
+
+__all__ = ["Admission", "BudgetStatus", "SpendReceipt", "spend_events"]
+
+SPEND = "spend/v1"
+REFUSAL = "refusal/v1"
+
+
+@dataclass(frozen=True)
+class SpendReceipt:
+    """An admitted spend: its ledger seq and what it cost."""
+
+    seq: int
+    epsilon: float
+    delta: float
+    rule: str
+    epsilon_spent: float
+    epsilon_remaining: float
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    """A dataset's budget as the filter sees the committed spends."""
+
+    epsilon_total: float
+    delta_total: float
+    epsilon_spent: float
+    delta_spent: float
+    epsilon_remaining: float
+    delta_remaining: float
+    rule: str
+
+
+def spend_events(payload: Mapping[str, Any]) -> list[DpEvent]:
+    """The privacy events recorded in a ``spend/v1`` payload."""
+    return [event_from_json(obj) for obj in payload.get("events", [])]
+
+
+class Admission:
+    """Admits events against per-dataset privacy filters, with a cache of filter states."""
+
+    def __init__(self, ledger: LedgerStore) -> None:
+        self._ledger = ledger
+        self._lock = threading.Lock()
+        # dataset -> (ledger size covered, state after every spend of the dataset below that size)
+        self._cache: dict[str, tuple[int, FilterState]] = {}
+
+    # ------------------------------------------------------------------------------------ state
+    def _cached(self, dataset: str, flt: PrivacyFilter) -> tuple[int, FilterState]:
+        with self._lock:
+            return self._cache.get(dataset) or (0, flt.empty_state())
+
+    def _remember(self, dataset: str, size: int, state: FilterState) -> None:
+        with self._lock:
+            current = self._cache.get(dataset)
+            if current is None or current[0] < size:
+                self._cache[dataset] = (size, state)
+
+    @staticmethod
+    def _fold(flt: PrivacyFilter, state: FilterState, entries: Iterable[Any], dataset: str) -> FilterState:
+        """Add the spends of ``dataset`` among ``entries`` (already admitted) to ``state``."""
+        for entry in entries:
+            payload = entry.payload
+            if payload.get("dataset") != dataset:
+                continue
+            state = flt.record(state, spend_events(payload))
+        return state
+
+    def state(self, dataset: str, flt: PrivacyFilter) -> FilterState:
+        """The dataset's filter state over the committed ledger (outside any transaction)."""
+        size0, state = self._cached(dataset, flt)
+        size = self._ledger.size
+        state = self._fold(flt, state, self._ledger.entries(start_seq=size0, kinds=[SPEND]), dataset)
+        self._remember(dataset, size, state)
+        return state
+
+    def status(self, dataset: str, epsilon_total: float, delta_total: float) -> BudgetStatus:
+        """Spent and remaining budget of ``dataset``."""
+        flt = PrivacyFilter(epsilon_total, delta_total)
+        state = self.state(dataset, flt)
+        decision = flt.decide(state, ())
+        return BudgetStatus(
+            epsilon_total=epsilon_total,
+            delta_total=delta_total,
+            epsilon_spent=float(decision.epsilon_spent),
+            delta_spent=float(decision.delta_spent),
+            epsilon_remaining=max(0.0, float(decision.epsilon_remaining)),
+            delta_remaining=max(0.0, float(decision.delta_remaining)),
+            rule=decision.rule,
+        )
+
+    def would_admit(
+        self, dataset: str, epsilon_total: float, delta_total: float, events: Sequence[DpEvent]
+    ) -> tuple[bool, BudgetStatus]:
+        """Dry run: would ``events`` be admitted now? (No ledger write.)"""
+        flt = PrivacyFilter(epsilon_total, delta_total)
+        decision = flt.decide(self.state(dataset, flt), tuple(events))
+        status = self.status(dataset, epsilon_total, delta_total)
+        if decision.admitted:
+            status = BudgetStatus(
+                epsilon_total,
+                delta_total,
+                status.epsilon_spent,
+                status.delta_spent,
+                max(0.0, float(decision.epsilon_remaining)),
+                max(0.0, float(decision.delta_remaining)),
+                decision.rule,
+            )
+        return bool(decision.admitted), status
+
+    # ------------------------------------------------------------------------------------ admit
+    def admit(
+        self,
+        *,
+        dataset: str,
+        epsilon_total: float,
+        delta_total: float,
+        events: Sequence[DpEvent],
+        delta: float,
+        actor: str,
+        details: Mapping[str, Any],
+    ) -> SpendReceipt:
+        """Append the spend if the filter admits ``events``; else a refusal and BudgetExhausted."""
+        flt = PrivacyFilter(epsilon_total, delta_total)
+        events = tuple(events)
+        cost = compose(list(events), delta=delta)
+        seen: dict[str, Any] = {}
+
+        def check(view: Any) -> None:
+            size0, state = self._cached(dataset, flt)
+            if size0 > view.size:  # a cache from another ledger: start over
+                size0, state = 0, flt.empty_state()
+            state = self._fold(flt, state, view.entries(start_seq=size0, kinds=[SPEND]), dataset)
+            seen["size"], seen["state"] = view.size, state
+            decision = flt.decide(state, events)
+            seen["decision"] = decision
+            if not decision.admitted:
+                raise BudgetExceeded("the privacy filter does not admit these events")
+
+        payload: dict[str, Any] = {
+            "dataset": dataset,
+            "events": [event.to_json() for event in events],
+            "epsilon": decimal_string(float(cost.epsilon)),
+            "delta": decimal_string(float(cost.delta)),
+            "accounting": cost.method,
+            "filter": {
+                "rule": flt.rule,
+                "epsilon_total": decimal_string(epsilon_total),
+                "delta_total": decimal_string(delta_total),
+            },
+            **dict(details),
+        }
+        try:
+            result = self._ledger.append(SPEND, payload, actor=actor, check=check)
+        except BudgetExceeded:
+            state = seen.get("state")
+            if state is not None:
+                self._remember(dataset, int(seen["size"]), state)
+            decision = seen.get("decision")
+            remaining_eps = max(0.0, float(decision.epsilon_remaining)) if decision is not None else 0.0
+            remaining_delta = max(0.0, float(decision.delta_remaining)) if decision is not None else 0.0
+            refusal = {
+                "dataset": dataset,
+                "events": payload["events"],
+                "epsilon": payload["epsilon"],
+                "delta": payload["delta"],
+                "reason": "budget_exhausted",
+                "filter": payload["filter"],
+                "epsilon_remaining": decimal_string(remaining_eps),
+                "delta_remaining": decimal_string(remaining_delta),
+                **dict(details),
+            }
+            self._ledger.append(REFUSAL, refusal, actor=actor)
+            raise BudgetExhausted(
+                f"the budget of dataset {dataset!r} does not admit this request "
+                f"(it would cost epsilon={float(cost.epsilon):.6g}; remaining: epsilon={remaining_eps:.6g}, "
+                f"delta={remaining_delta:.3g}); nothing was spent",
+                extra={"epsilon_remaining": remaining_eps, "delta_remaining": remaining_delta},
+            ) from None
+        decision = seen["decision"]
+        self._remember(dataset, result.seq + 1, decision.new_state)
+        return SpendReceipt(
+            seq=result.seq,
+            epsilon=float(cost.epsilon),
+            delta=float(cost.delta),
+            rule=decision.rule,
+            epsilon_spent=float(decision.epsilon_spent),
+            epsilon_remaining=max(0.0, float(decision.epsilon_remaining)),
+        )

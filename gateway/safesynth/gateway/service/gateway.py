@@ -1,0 +1,929 @@
+"""The service layer: every operation of the gateway, authorized per principal, in wire models.
+
+The HTTP layer (``safesynth.gateway.api``) only adapts requests to these methods. Each method
+checks the caller's role and dataset grants first, validates, and only then touches the budget.
+
+Authorization (``A`` admin, ``N`` analyst with a grant for the dataset, ``U`` auditor):
+tokens: A; register dataset: A; list/show/budget: A N U; plan, synthesize, query: A N;
+jobs: A U (all), N (own); cancel: A, N (own); release metadata, audit, quality: A N U;
+release data: A N; ledger: A U.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from safesynth.gateway.service.admission import REFUSAL, SPEND, Admission
+from safesynth.gateway.service.datasets import DatasetRecord, DatasetStore
+from safesynth.gateway.service.db import StateDB
+from safesynth.gateway.service.errors import (
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    ServiceError,
+)
+from safesynth.gateway.service.idempotency import IdempotencyStore, request_hash
+from safesynth.gateway.service.jobs import JobHandle, JobManager, JobRecord
+from safesynth.gateway.service.ledger_io import LockedLedger, ledger_safe
+from safesynth.gateway.service.releases import ReleaseRecord, ReleaseStore
+from safesynth.gateway.service.tables import format_for
+from safesynth.gateway.service.tokens import Principal, Role, TokenRecord, TokenStore
+from safesynth.gateway.settings import GatewaySettings, check_permissions
+from safesynth.ledger import Signer
+from safesynth.sdk import models as wire
+from safesynth.sdk.schema import ColumnKind
+
+if TYPE_CHECKING:
+    from safesynth.gateway.engines.base import Plan
+    from safesynth.gateway.llm import Runner
+
+__all__ = ["Gateway", "LedgerView"]
+
+A, N, U = Role.ADMIN, Role.ANALYST, Role.AUDITOR
+TOKEN_CREATED = "token.created/v1"  # noqa: S105 (an entry kind)
+TOKEN_REVOKED = "token.revoked/v1"  # noqa: S105 (an entry kind)
+RELEASE = "release/v1"
+AUDIT = "audit/v1"
+
+
+@dataclass(frozen=True)
+class LedgerView:
+    """What the ledger endpoints need besides the store: origin and public key."""
+
+    origin: str
+    key_id: str
+    public_key: bytes
+
+
+def _f(value: Any) -> float:
+    return float(value)
+
+
+class Gateway:
+    """One gateway process's service: state, ledger, admission, jobs, queries."""
+
+    def __init__(self, settings: GatewaySettings, *, recover_jobs: bool = True) -> None:
+        check_permissions(settings)
+        if not settings.state_path.exists() or not settings.signing_key_path.exists():
+            raise ServiceError(f"no initialized home at {settings.home}: run `safesynth init` first")
+        self.settings = settings
+        self.db = StateDB(settings.state_path)
+        signer = Signer.load(settings.signing_key_path)
+        self.signer = signer
+        self.ledger = LockedLedger.open(settings.ledger_path, signer)
+        self.tokens = TokenStore(self.db)
+        self.datasets = DatasetStore(settings, self.db, self.ledger)  # type: ignore[arg-type]
+        self.admission = Admission(self.ledger)  # type: ignore[arg-type]
+        self.releases = ReleaseStore(settings.releases_dir, self.db)
+        self.idempotency = IdempotencyStore(self.db)
+        self.jobs = JobManager(
+            self.db,
+            workers=settings.job_workers,
+            queue_size=settings.job_queue_size,
+            per_principal=settings.jobs_per_principal,
+        )
+        # A second process on the same home (the local CLI) must not fail the server's running jobs.
+        self.recovered_jobs = self.jobs.recover() if recover_jobs else 0
+        self._runner: Runner | None = None
+        self._runner_lock = threading.Lock()
+        self._query_guard = threading.Lock()
+        self._query_locks: dict[str, threading.Lock] = {}
+
+    def close(self, *, grace_seconds: float = 5.0) -> None:
+        """Finish or fail running jobs, then close the stores."""
+        self.jobs.shutdown(grace_seconds=grace_seconds)
+        self.ledger.close()
+        self.db.close()
+
+    # =============================================================================== service
+    def info(self) -> wire.ServiceInfo:
+        """Version, ledger origin and public key (base64)."""
+        import base64
+
+        from safesynth.gateway.engines import engine_names
+
+        return wire.ServiceInfo(
+            version=package_version("safesynth"),
+            ledger_origin=self.settings.ledger_origin,
+            ledger_key_id=str(getattr(self.signer, "name", "")) or None,
+            ledger_public_key=base64.b64encode(self.signer.public_key_bytes()).decode(),
+            engines=tuple(engine_names()),
+        )
+
+    def runner(self) -> Runner:
+        """The language model, loaded once on first use."""
+        with self._runner_lock:
+            if self._runner is None:
+                from safesynth.gateway.llm import get_runner
+
+                self._runner = get_runner(self.settings.model_path)
+            return self._runner
+
+    # =============================================================================== tokens
+    @staticmethod
+    def token_info(record: TokenRecord) -> wire.TokenInfo:
+        """The wire form of a token (never the secret)."""
+        return wire.TokenInfo(
+            id=record.id,
+            name=record.name[:200],
+            role=record.role.value,
+            datasets=record.datasets,
+            created_at=record.created_at,
+            expires_at=record.expires_at,
+            revoked=record.revoked,
+            revoked_at=record.revoked_at,
+        )
+
+    def create_token(self, principal: Principal | None, body: wire.TokenCreate) -> wire.TokenCreated:
+        """A new token (admin; ``principal`` None for the local CLI). Recorded in the ledger."""
+        if principal is not None:
+            principal.require(A)
+        record, secret = self.tokens.create(
+            name=body.name, role=body.role, datasets=body.datasets, expires_at=body.expires_at
+        )
+        self.ledger.append(
+            TOKEN_CREATED,
+            {
+                "token": record.id,
+                "name": record.name,
+                "role": record.role.value,
+                "datasets": list(record.datasets),
+            },
+            actor=principal.actor if principal is not None else "local-admin",
+        )
+        return wire.TokenCreated(info=self.token_info(record), token=secret)
+
+    def list_tokens(self, principal: Principal | None) -> wire.TokenList:
+        """Every token (admin)."""
+        if principal is not None:
+            principal.require(A)
+        return wire.TokenList(tokens=tuple(self.token_info(r) for r in self.tokens.list()))
+
+    def revoke_token(self, principal: Principal | None, token_id: str) -> wire.TokenInfo:
+        """Revoke a token (admin). Recorded in the ledger."""
+        if principal is not None:
+            principal.require(A)
+        before = self.tokens.get(token_id)
+        record = self.tokens.revoke(token_id)
+        if not before.revoked:
+            self.ledger.append(
+                TOKEN_REVOKED,
+                {"token": record.id},
+                actor=principal.actor if principal is not None else "local-admin",
+            )
+        return self.token_info(record)
+
+    def authenticate(self, token: str | None) -> Principal:
+        """The principal of a bearer token (NotAuthorized otherwise)."""
+        return self.tokens.authenticate(token)
+
+    # =============================================================================== datasets
+    def _dataset_info(self, record: DatasetRecord) -> wire.DatasetInfo:
+        status = self.admission.status(record.id, record.epsilon_total, record.delta_total)
+        return wire.DatasetInfo(
+            id=record.id,
+            dataset_schema=record.schema,
+            budget=wire.BudgetSpec(epsilon_total=record.epsilon_total, delta_total=record.delta_total),
+            description=record.description,
+            row_count_bucket=record.row_bucket,
+            registered_at=record.registered_at,
+            registered_seq=record.registered_seq,
+            epsilon_spent=status.epsilon_spent,
+            delta_spent=status.delta_spent,
+        )
+
+    def register_dataset(
+        self,
+        principal: Principal | None,
+        body: wire.DatasetCreate,
+        *,
+        upload: bytes | None = None,
+        filename: str | None = None,
+    ) -> wire.DatasetInfo:
+        """Register a dataset from an upload or a server-side path (admin)."""
+        if principal is not None:
+            principal.require(A)
+        if (upload is None) == (body.path is None):
+            raise InvalidRequest("give exactly one of an uploaded file or a server-side 'path'")
+        if upload is not None:
+            if len(upload) > self.settings.max_upload_bytes:
+                raise PayloadTooLarge(f"the upload is larger than {self.settings.max_upload_bytes} bytes")
+            fmt = format_for(filename or "upload", body.format)
+            source: Path | bytes = upload
+        else:
+            assert body.path is not None
+            source = self.datasets.resolve_server_path(body.path)
+            fmt = format_for(source.name, body.format)
+        record = self.datasets.register(
+            dataset=body.id,
+            schema=body.dataset_schema,
+            epsilon_total=body.budget.epsilon_total,
+            delta_total=body.budget.delta_total,
+            source=source,
+            fmt=fmt,
+            actor=principal.actor if principal is not None else "local-admin",
+            description=body.description,
+            holdout_fraction=body.holdout_fraction,
+        )
+        return self._dataset_info(record)
+
+    def _visible_dataset(self, principal: Principal, dataset: str) -> DatasetRecord:
+        principal.require_dataset(dataset)
+        return self.datasets.get(dataset)
+
+    def list_datasets(self, principal: Principal) -> wire.DatasetList:
+        """The datasets the caller may see."""
+        records = [r for r in self.datasets.list() if principal.can_see(r.id)]
+        return wire.DatasetList(datasets=tuple(self._dataset_info(r) for r in records))
+
+    def get_dataset(self, principal: Principal, dataset: str) -> wire.DatasetInfo:
+        """One dataset's public description."""
+        return self._dataset_info(self._visible_dataset(principal, dataset))
+
+    def budget(self, principal: Principal, dataset: str) -> wire.Budget:
+        """Total, spent, remaining, and the spend/refusal history (from the ledger)."""
+        record = self._visible_dataset(principal, dataset)
+        status = self.admission.status(record.id, record.epsilon_total, record.delta_total)
+        history: list[wire.BudgetHistoryItem] = []
+        from safesynth.gateway.dp.filter import PrivacyFilter
+
+        flt = PrivacyFilter(record.epsilon_total, record.delta_total)
+        state = flt.empty_state()
+        from safesynth.gateway.service.admission import spend_events
+
+        for entry in self.ledger.entries(start_seq=record.registered_seq, kinds=[SPEND, REFUSAL]):
+            payload = entry.payload
+            if payload.get("dataset") != record.id:
+                continue
+            after: float | None = None
+            if entry.kind == SPEND:
+                state = flt.record(state, spend_events(payload))
+                after = float(flt.decide(state, ()).epsilon_spent)
+            history.append(
+                wire.BudgetHistoryItem(
+                    seq=entry.seq,
+                    kind="spend" if entry.kind == SPEND else "refusal",
+                    timestamp=_timestamp(entry.timestamp),
+                    actor=str(entry.actor)[:200],
+                    purpose=str(payload.get("purpose", ""))[:500],
+                    request_kind=str(payload.get("request_kind", ""))[:200],
+                    detail=str(payload.get("engine") or payload.get("query_kind") or "")[:200],
+                    epsilon=_f(payload.get("epsilon", "0")),
+                    delta=_f(payload.get("delta", "0")),
+                    epsilon_spent_after=after,
+                    job_id=payload.get("job"),
+                )
+            )
+        return wire.Budget(
+            dataset=record.id,
+            epsilon_total=record.epsilon_total,
+            delta_total=record.delta_total,
+            epsilon_spent=status.epsilon_spent,
+            delta_spent=status.delta_spent,
+            epsilon_remaining=status.epsilon_remaining,
+            delta_remaining=status.delta_remaining,
+            rule=status.rule[:200],
+            history=tuple(history),
+        )
+
+    # =============================================================================== synthesis
+    def _default_delta(self, record: DatasetRecord, delta: float | None) -> float:
+        if delta is not None:
+            return float(delta)
+        return record.delta_total / 10.0
+
+    def _plan_synthesis(self, record: DatasetRecord, body: wire.SynthesisRequest) -> Plan:
+        from safesynth.gateway.engines import EngineError, get_engine
+        from safesynth.gateway.engines.base import SynthesisRequest
+
+        if body.rows is not None and body.rows > self.settings.max_synthetic_rows:
+            raise PayloadTooLarge(f"rows is over this gateway's limit of {self.settings.max_synthetic_rows}")
+        delta = self._default_delta(record, body.delta)
+        if delta > record.delta_total:
+            raise InvalidRequest(f"delta={delta} is above the dataset's delta_total={record.delta_total}")
+        try:
+            engine = get_engine(body.engine)
+            request = SynthesisRequest(
+                engine=body.engine,
+                epsilon=body.epsilon,
+                delta=delta,
+                rows=body.rows,
+                options=dict(body.options),
+            )
+            return engine.plan(record.schema, request)
+        except EngineError as exc:
+            raise InvalidRequest(f"{exc.code}: {exc.message}", extra={"engine_code": exc.code}) from None
+
+    def _plan_response(
+        self, record: DatasetRecord, engine: str, rows: int | None, plan_json: Mapping[str, Any], events: Any
+    ) -> wire.PlanResponse:
+        cost = plan_json["cost"]
+        admitted, status = self.admission.would_admit(
+            record.id, record.epsilon_total, record.delta_total, events
+        )
+        return wire.PlanResponse(
+            dataset=record.id,
+            engine=engine,
+            rows=rows,
+            events=tuple(plan_json["events"]),
+            epsilon=_f(cost["epsilon"]),
+            delta=_f(cost["delta"]),
+            method=str(cost["method"])[:200],
+            transcript=tuple(plan_json.get("transcript", ())),
+            options=dict(plan_json.get("options", {})),
+            admitted=admitted,
+            epsilon_remaining=status.epsilon_remaining,
+            delta_remaining=status.delta_remaining,
+        )
+
+    def plan_synthesis(
+        self, principal: Principal, dataset: str, body: wire.SynthesisRequest
+    ) -> wire.PlanResponse:
+        """The plan and cost of a synthesis, and whether it would be admitted now. Spends nothing."""
+        principal.require(A, N)
+        record = self._visible_dataset(principal, dataset)
+        plan = self._plan_synthesis(record, body)
+        return self._plan_response(record, body.engine, body.rows, _json_ready(plan.to_json()), plan.events)
+
+    def submit_synthesis(
+        self,
+        principal: Principal,
+        dataset: str,
+        body: wire.SynthesisRequest,
+        *,
+        idempotency_key: str | None = None,
+    ) -> wire.Job:
+        """Admit (spend) and queue a synthesis job; a retry with the same key returns the same job."""
+        principal.require(A, N)
+        record = self._visible_dataset(principal, dataset)
+        fingerprint = request_hash("synthesis", dataset, body.model_dump(mode="json"))
+
+        def action() -> dict[str, Any]:
+            plan = self._plan_synthesis(record, body)
+            self.jobs.reserve(principal.token_id)
+            try:
+                job_id = JobManager.new_id()
+                receipt = self.admission.admit(
+                    dataset=record.id,
+                    epsilon_total=record.epsilon_total,
+                    delta_total=record.delta_total,
+                    events=plan.events,
+                    delta=float(plan.cost.delta),
+                    actor=principal.actor,
+                    details={
+                        "requester": principal.actor,
+                        "purpose": body.purpose,
+                        "request_kind": "synthesis",
+                        "engine": body.engine,
+                        "job": job_id,
+                        "parameters": ledger_safe(plan.request.to_json()),
+                    },
+                )
+            except BaseException:
+                self.jobs.release_reservation(principal.token_id)
+                raise
+            job = JobRecord(
+                id=job_id,
+                dataset=record.id,
+                principal=principal.token_id,
+                kind="synthesis",
+                engine=body.engine,
+                state="queued",
+                stage="queued",
+                spend_seq=receipt.seq,
+                epsilon=receipt.epsilon,
+                delta=receipt.delta,
+            )
+            self.jobs.submit(job, lambda handle: self._run_synthesis(handle, record, plan, receipt.seq))
+            return {"job": job_id}
+
+        answer, _ = self.idempotency.run(principal.token_id, idempotency_key, fingerprint, action)
+        return self.job_wire(self.jobs.get(str(answer["job"])))
+
+    def _needs_runner(self, record: DatasetRecord, plan: Plan) -> bool:
+        return plan.engine == "text" or any(c.kind is ColumnKind.TEXT for c in record.schema.columns)
+
+    def _run_synthesis(self, handle: JobHandle, record: DatasetRecord, plan: Plan, spend_seq: int) -> str:
+        from safesynth.gateway.dp.rng import RandomSource
+
+        from safesynth.gateway.engines import get_engine
+        from safesynth.gateway.engines.base import EngineContext
+
+        handle.progress("loading", 0.01)
+        data = self.datasets.load(record.id, "train")
+        runner = self.runner() if self._needs_runner(record, plan) else None
+        handle.check()
+        ctx = EngineContext(
+            rng=RandomSource.secure(),
+            runner=runner,
+            progress=lambda stage, fraction: handle.progress(stage, 0.02 + 0.83 * fraction),
+            cancelled=handle.cancelled,
+        )
+        output = get_engine(plan.engine).run(plan, record.schema, data, ctx)
+        handle.check()
+        handle.progress("releasing", 0.86)
+        release_id, _ = self.releases.write(output.table)
+        columns = tuple(str(c) for c in output.table.columns)
+        entry = self.ledger.append(
+            RELEASE,
+            {
+                "dataset": record.id,
+                "job": handle.job_id,
+                "sha256": release_id,
+                "format": "parquet",
+                "rows": len(output.table),
+                "columns": list(columns),
+                "spend_seq": spend_seq,
+                "engine": plan.engine,
+            },
+            actor="gateway",
+        )
+        release = ReleaseRecord(
+            id=release_id,
+            dataset=record.id,
+            job_id=handle.job_id,
+            engine=plan.engine,
+            rows=len(output.table),
+            columns=columns,
+            spend_seq=spend_seq,
+            epsilon=float(plan.cost.epsilon),
+            delta=float(plan.cost.delta),
+            created=ReleaseStore.now(),
+            release_seq=entry.seq,
+            report=_json_ready(dict(output.report)),
+        )
+        self.releases.save(release)
+        if self.settings.run_audits:
+            handle.progress("auditing", 0.9)
+            self._audit_release(release, record, data, output.table)
+        return release_id
+
+    def _audit_release(
+        self, release: ReleaseRecord, record: DatasetRecord, train: Any, synthetic: Any
+    ) -> None:
+        """Run the audit suite (if installed) and record its aggregates; failures are recorded, not raised."""
+        design = self.datasets.design(record.id)
+        if design is None:
+            return
+        try:
+            from safesynth.gateway.audit import quality_report, run_audit
+        except ImportError:
+            return
+        holdout = self.datasets.load(record.id, "holdout")
+        try:
+            report = run_audit(
+                train=train,
+                holdout=holdout,
+                synthetic=synthetic,
+                schema=record.schema,
+                design=design,
+                accountant_epsilon=release.epsilon,
+                delta=release.delta,
+            )
+            audit_json = _json_ready(report.to_json())
+            verdict = str(getattr(report, "verdict", audit_json.get("verdict", "unknown")))
+        except Exception as exc:
+            audit_json = {"error": getattr(exc, "code", type(exc).__name__), "message": str(exc)[:500]}
+            verdict = "error"
+        entry = self.ledger.append(
+            AUDIT,
+            {
+                "dataset": record.id,
+                "release": release.id,
+                "verdict": verdict,
+                "report": ledger_safe(audit_json),
+            },
+            actor="gateway",
+        )
+        quality_json: dict[str, Any] | None = None
+        try:
+            quality = quality_report(train, holdout, synthetic, record.schema)
+            quality_json = _json_ready(quality.to_json())
+        except Exception as exc:
+            quality_json = {"error": getattr(exc, "code", type(exc).__name__)}
+        self.releases.update(
+            release.id, audit=audit_json, audit_verdict=verdict, audit_seq=entry.seq, quality=quality_json
+        )
+
+    # =============================================================================== jobs
+    @staticmethod
+    def job_wire(record: JobRecord) -> wire.Job:
+        """The wire form of a job."""
+        error = None
+        if record.error_code is not None and record.state != "succeeded":
+            error = wire.JobError(code=record.error_code[:200], message=(record.error_message or "")[:4000])
+        return wire.Job(
+            id=record.id,
+            dataset=record.dataset,
+            kind=record.kind,
+            engine=record.engine,
+            state=record.state,  # type: ignore[arg-type]
+            stage=record.stage[:200],
+            progress=min(1.0, max(0.0, record.progress)),
+            eta_seconds=record.eta_seconds,
+            created_at=record.created_at,
+            started_at=record.started_at,
+            finished_at=record.finished_at,
+            spend_seq=record.spend_seq,
+            epsilon=record.epsilon,
+            delta=record.delta,
+            release_id=record.release_id,
+            error=error,
+        )
+
+    def _visible_job(self, principal: Principal, job_id: str) -> JobRecord:
+        record = self.jobs.get(job_id)
+        if principal.role is N and record.principal != principal.token_id:
+            raise NotFound(f"no job {job_id!r}")
+        return record
+
+    def get_job(self, principal: Principal, job_id: str) -> wire.Job:
+        """A job's state (analysts: their own jobs only)."""
+        return self.job_wire(self._visible_job(principal, job_id))
+
+    def job_record(self, principal: Principal, job_id: str) -> JobRecord:
+        """The internal record (for the event stream), with the same visibility rule."""
+        return self._visible_job(principal, job_id)
+
+    def list_jobs(
+        self, principal: Principal, *, dataset: str | None = None, state: str | None = None
+    ) -> wire.JobList:
+        """Jobs, newest first (analysts: their own)."""
+        owner = principal.token_id if principal.role is N else None
+        records = self.jobs.list(principal=owner)
+        out = [
+            self.job_wire(r)
+            for r in records
+            if (dataset is None or r.dataset == dataset) and (state is None or r.state == state)
+        ]
+        return wire.JobList(jobs=tuple(out))
+
+    def cancel_job(self, principal: Principal, job_id: str) -> wire.Job:
+        """Cancel a job (admin, or the analyst who made it). Its spend stays."""
+        principal.require(A, N)
+        self._visible_job(principal, job_id)
+        return self.job_wire(self.jobs.cancel(job_id))
+
+    # =============================================================================== releases
+    def _visible_release(self, principal: Principal, release_id: str) -> ReleaseRecord:
+        record = self.releases.get(release_id)
+        if not principal.can_see(record.dataset):
+            raise NotFound(f"no release {release_id!r}")
+        return record
+
+    @staticmethod
+    def release_wire(record: ReleaseRecord) -> wire.Release:
+        """The wire form of a release."""
+        return wire.Release(
+            id=record.id,
+            sha256=record.id,
+            dataset=record.dataset,
+            job_id=record.job_id,
+            engine=record.engine,
+            rows=record.rows,
+            columns=record.columns,
+            spend_seq=record.spend_seq,
+            release_seq=record.release_seq,
+            epsilon=record.epsilon,
+            delta=record.delta,
+            created=record.created,
+            audit_verdict=record.audit_verdict,
+        )
+
+    def get_release(self, principal: Principal, release_id: str) -> wire.Release:
+        """A release's metadata."""
+        return self.release_wire(self._visible_release(principal, release_id))
+
+    def list_releases(self, principal: Principal, *, dataset: str | None = None) -> wire.ReleaseList:
+        """Releases the caller may see."""
+        records = [
+            r
+            for r in self.releases.list()
+            if principal.can_see(r.dataset) and (dataset is None or r.dataset == dataset)
+        ]
+        return wire.ReleaseList(releases=tuple(self.release_wire(r) for r in records))
+
+    def release_data(self, principal: Principal, release_id: str, fmt: str) -> bytes:
+        """The synthetic table (admin, granted analyst)."""
+        principal.require(A, N)
+        self._visible_release(principal, release_id)
+        return self.releases.render(release_id, fmt)
+
+    def release_audit(self, principal: Principal, release_id: str) -> wire.AuditSummary:
+        """The release audit's aggregates."""
+        record = self._visible_release(principal, release_id)
+        if record.audit is None:
+            raise NotFound(f"release {release_id!r} has no audit (yet)")
+        return _audit_summary(record)
+
+    def release_quality(self, principal: Principal, release_id: str) -> wire.QualitySummary:
+        """The release's quality report."""
+        record = self._visible_release(principal, release_id)
+        if record.quality is None:
+            raise NotFound(f"release {release_id!r} has no quality report (yet)")
+        return _quality_summary(record)
+
+    # =============================================================================== queries
+    def _query_lock(self, key: str) -> threading.Lock:
+        with self._query_guard:
+            return self._query_locks.setdefault(key, threading.Lock())
+
+    def plan_query(self, principal: Principal, dataset: str, body: wire.QueryRequest) -> wire.PlanResponse:
+        """The events and cost of a DP statistic, and whether it would be admitted. Spends nothing."""
+        from safesynth.gateway.dp.accountant import compose
+
+        from safesynth.gateway.service.queries import plan_query
+
+        principal.require(A, N)
+        record = self._visible_dataset(principal, dataset)
+        plan = plan_query(record.schema, body)
+        delta = float(body.delta or 0.0)
+        cost = compose(list(plan.events), delta=delta)
+        plan_json = {
+            "events": [_json_ready(e.to_json()) for e in plan.events],
+            "cost": {"epsilon": float(cost.epsilon), "delta": float(cost.delta), "method": cost.method},
+            "transcript": [{"mechanism": plan.mechanism, "sensitivity": plan.sensitivity}],
+        }
+        return self._plan_response(record, f"query:{body.kind}", None, plan_json, plan.events)
+
+    def query(
+        self,
+        principal: Principal,
+        dataset: str,
+        body: wire.QueryRequest,
+        *,
+        idempotency_key: str | None = None,
+    ) -> wire.QueryResult:
+        """Answer a DP statistic; an identical earlier query's answer is returned at no cost."""
+        from safesynth.gateway.dp.rng import RandomSource
+
+        from safesynth.gateway.service.queries import plan_query, run_query
+
+        principal.require(A, N)
+        record = self._visible_dataset(principal, dataset)
+        plan = plan_query(record.schema, body)
+        delta = float(body.delta or 0.0)
+        if delta > record.delta_total:
+            raise InvalidRequest(f"delta={delta} is above the dataset's delta_total={record.delta_total}")
+        semantic = body.model_dump(mode="json", exclude={"purpose"})
+        key = hashlib.sha256(json.dumps(semantic, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        fingerprint = request_hash("query", dataset, body.model_dump(mode="json"))
+
+        def action() -> dict[str, Any]:
+            with self._query_lock(f"{dataset}:{key}"):
+                row = self.db.one(
+                    "SELECT answer FROM query_cache WHERE dataset = ? AND key = ?", (dataset, key)
+                )
+                if row is not None:
+                    cached: dict[str, Any] = json.loads(row["answer"])
+                    cached["cached"] = True
+                    return cached
+                receipt = self.admission.admit(
+                    dataset=record.id,
+                    epsilon_total=record.epsilon_total,
+                    delta_total=record.delta_total,
+                    events=plan.events,
+                    delta=delta,
+                    actor=principal.actor,
+                    details={
+                        "requester": principal.actor,
+                        "purpose": body.purpose,
+                        "request_kind": "query",
+                        "query_kind": body.kind,
+                        "parameters": ledger_safe(semantic),
+                        "mechanism": plan.mechanism,
+                        "query_key": key,
+                    },
+                )
+                answer = run_query(
+                    plan, record.schema, self.datasets.load(record.id, "train"), RandomSource.secure()
+                )
+                result = wire.QueryResult(
+                    dataset=record.id,
+                    kind=body.kind,
+                    column=body.column,
+                    value=answer.value,
+                    histogram=None
+                    if answer.histogram is None
+                    else tuple(
+                        wire.HistogramBin(label=label[:512], lower=lo, upper=hi, count=count)
+                        for label, lo, hi, count in answer.histogram
+                    ),
+                    quantiles=None
+                    if answer.quantiles is None
+                    else tuple(wire.QuantileValue(q=q, value=v) for q, v in answer.quantiles),
+                    epsilon=receipt.epsilon,
+                    delta=receipt.delta,
+                    mechanism=plan.mechanism[:200],
+                    cached=False,
+                    spend_seq=receipt.seq,
+                    events=tuple(_json_ready(e.to_json()) for e in plan.events),
+                )
+                stored = result.model_dump(mode="json")
+                self.db.execute(
+                    "INSERT INTO query_cache (dataset, key, answer, created_at) VALUES (?, ?, ?, ?)",
+                    (dataset, key, json.dumps(stored), datetime.now(UTC).isoformat()),
+                )
+                return stored
+
+        answer_json, replayed = self.idempotency.run(principal.token_id, idempotency_key, fingerprint, action)
+        result = wire.QueryResult.model_validate(answer_json)
+        if replayed and not result.cached:
+            result = result.model_copy(update={"cached": True})
+        return result
+
+    # =============================================================================== ledger
+    def require_ledger_reader(self, principal: Principal) -> None:
+        """Ledger endpoints: admin and auditor."""
+        principal.require(A, U)
+
+    def ledger_entries(
+        self, principal: Principal, *, start: int = 0, limit: int = 100, kind: str | None = None
+    ) -> wire.LedgerEntries:
+        """A page of entries."""
+        self.require_ledger_reader(principal)
+        if start < 0 or not 1 <= limit <= 1000:
+            raise InvalidRequest("start must be >= 0 and limit in 1..1000")
+        size = self.ledger.size
+        entries = self.ledger.entries(start_seq=start, kinds=[kind] if kind else None, limit=limit + 1)
+        page = entries[:limit]
+        next_seq = entries[limit].seq if len(entries) > limit else None
+        return wire.LedgerEntries(entries=tuple(_entry_wire(e) for e in page), size=size, next_seq=next_seq)
+
+    def ledger_entry(self, principal: Principal, seq: int) -> wire.LedgerEntry:
+        """One entry."""
+        self.require_ledger_reader(principal)
+        if not 0 <= seq < self.ledger.size:
+            raise NotFound(f"no ledger entry {seq}")
+        return _entry_wire(self.ledger.get(seq))
+
+    def checkpoint(self, principal: Principal) -> wire.Checkpoint:
+        """The latest signed checkpoint."""
+        self.require_ledger_reader(principal)
+        return _checkpoint_wire(self.ledger.latest_checkpoint(), self.settings.ledger_origin)
+
+    def inclusion_proof(self, principal: Principal, seq: int, tree_size: int | None) -> wire.InclusionProof:
+        """RFC 6962 inclusion proof of an entry."""
+        self.require_ledger_reader(principal)
+        size = self.ledger.size
+        if not 0 <= seq < size or (tree_size is not None and not seq < tree_size <= size):
+            raise NotFound(f"no entry {seq} in a tree of size {tree_size or size}")
+        proof = self.ledger.inclusion_proof(seq, tree_size=tree_size)
+        return _inclusion_wire(proof, seq, tree_size or size)
+
+    def consistency_proof(self, principal: Principal, old: int, new: int) -> wire.ConsistencyProof:
+        """RFC 6962 consistency proof between two sizes."""
+        self.require_ledger_reader(principal)
+        if not 0 <= old <= new <= self.ledger.size:
+            raise InvalidRequest("need 0 <= old <= new <= the ledger's size")
+        proof = self.ledger.consistency_proof(old, new)
+        return wire.ConsistencyProof(old_size=old, new_size=new, proof=tuple(_hexes(proof)))
+
+    def export_ledger(self, principal: Principal) -> bytes:
+        """The export bundle as a zip archive."""
+        import io
+        import tempfile
+        import zipfile
+
+        self.require_ledger_reader(principal)
+        with tempfile.TemporaryDirectory(prefix="safesynth-export-") as tmp:
+            out = Path(tmp) / "export"
+            self.ledger.export(out)
+            buffer = io.BytesIO()
+            with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+                for file in sorted(out.rglob("*")):
+                    if file.is_file():
+                        archive.write(file, file.relative_to(out).as_posix())
+            return buffer.getvalue()
+
+    def public_key_text(self) -> str:
+        """The ledger's public key file contents (verifier key, public)."""
+        vkey = getattr(self.signer.verifier(), "vkey", None)
+        if vkey is None:
+            import base64
+
+            return base64.b64encode(self.signer.public_key_bytes()).decode() + "\n"
+        return str(vkey() if callable(vkey) else vkey) + "\n"
+
+
+# =================================================================================== wire helpers
+def _json_ready(value: Any) -> Any:
+    """Plain JSON (floats kept; NaN/inf become None; numpy scalars unwrapped)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    if hasattr(value, "item"):
+        return _json_ready(value.item())
+    return str(value)
+
+
+def _timestamp(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _hexes(values: Any) -> list[str]:
+    if values is None:
+        return []
+    if hasattr(values, "proof"):
+        values = values.proof
+    if hasattr(values, "hashes"):
+        values = values.hashes
+    return [v.hex() if isinstance(v, bytes | bytearray) else str(v) for v in values]
+
+
+def _hex(value: Any) -> str:
+    return value.hex() if isinstance(value, bytes | bytearray) else str(value)
+
+
+def _entry_wire(entry: Any) -> wire.LedgerEntry:
+    leaf = getattr(entry, "leaf_hash", None)
+    if callable(leaf):
+        leaf = leaf()
+    return wire.LedgerEntry(
+        seq=int(entry.seq),
+        kind=str(entry.kind),
+        payload=json.loads(json.dumps(dict(entry.payload))),
+        timestamp=_timestamp(entry.timestamp),
+        actor=str(entry.actor)[:200],
+        entry_hash=None if leaf is None else _hex(leaf),
+    )
+
+
+def _checkpoint_wire(signed: Any, origin: str) -> wire.Checkpoint:
+    text = signed.text() if callable(getattr(signed, "text", None)) else str(getattr(signed, "text", signed))
+    lines = text.split("\n")
+    size = int(lines[1]) if len(lines) > 1 and lines[1].isdigit() else 0
+    root = lines[2] if len(lines) > 2 else ""
+    return wire.Checkpoint(
+        origin=(lines[0] or origin)[:200], size=size, root_hash=root[:200], note=text[:20000]
+    )
+
+
+def _inclusion_wire(proof: Any, seq: int, tree_size: int) -> wire.InclusionProof:
+    leaf = getattr(proof, "leaf_hash", b"")
+    root = getattr(proof, "root_hash", getattr(proof, "root", b""))
+    return wire.InclusionProof(
+        seq=seq, tree_size=tree_size, leaf_hash=_hex(leaf), proof=tuple(_hexes(proof)), root_hash=_hex(root)
+    )
+
+
+def _numbers(obj: Any) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    if isinstance(obj, Mapping):
+        for key, value in list(obj.items())[:256]:
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                out[str(key)[:200]] = float(value) if math.isfinite(float(value)) else None
+    return out
+
+
+def _audit_summary(record: ReleaseRecord) -> wire.AuditSummary:
+    audit = dict(record.audit or {})
+    attacks = []
+    for item in audit.get("attacks", []) or []:
+        if not isinstance(item, Mapping) or not isinstance(item.get("auc"), int | float):
+            continue
+        try:
+            attacks.append(
+                wire.AttackResult(
+                    name=str(item.get("name", "?"))[:200],
+                    auc=min(1.0, max(0.0, float(item["auc"]))),
+                    epsilon_lower_bound=item.get("epsilon_lower_bound")
+                    if isinstance(item.get("epsilon_lower_bound"), int | float)
+                    else None,
+                )
+            )
+        except ValueError:
+            continue
+    lower = audit.get("empirical_epsilon_lower_bound", audit.get("epsilon_lower_bound"))
+    return wire.AuditSummary(
+        release_id=record.id,
+        verdict=(record.audit_verdict or "unknown")[:200],
+        attacks=tuple(attacks[:64]),
+        empirical_epsilon_lower_bound=float(lower) if isinstance(lower, int | float) and lower >= 0 else None,
+        accountant_epsilon=record.epsilon,
+        accountant_delta=record.delta,
+        metrics=_numbers(audit.get("metrics", audit)),
+        audit_seq=record.audit_seq,
+        design_commitment=None,
+    )
+
+
+def _quality_summary(record: ReleaseRecord) -> wire.QualitySummary:
+    quality = dict(record.quality or {})
+    return wire.QualitySummary(release_id=record.id, metrics=_numbers(quality.get("metrics", quality)))

@@ -1,0 +1,69 @@
+"""Idempotency keys: a retried POST with the same key returns the first answer and never spends twice.
+
+Keys are scoped per principal. The first request with a key runs; its JSON answer is stored with a
+hash of the request. A retry with the same key and the same request gets the stored answer; a reuse
+of the key for a different request is refused (``idempotency_key_reused``). Concurrent requests with
+the same key are serialized by a per-key lock, so only one of them can spend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from safesynth.gateway.service.db import StateDB
+from safesynth.gateway.service.errors import IdempotencyConflict, InvalidRequest
+
+__all__ = ["IdempotencyStore", "request_hash"]
+
+_KEY_RE = re.compile(r"^[\x21-\x7e]{1,200}$")
+
+
+def request_hash(*parts: Any) -> str:
+    """SHA-256 of the parts' canonical JSON."""
+    return hashlib.sha256(
+        json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str).encode()
+    ).hexdigest()
+
+
+class IdempotencyStore:
+    """Stored answers by (principal, key)."""
+
+    def __init__(self, db: StateDB) -> None:
+        self._db = db
+        self._guard = threading.Lock()
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+
+    def _lock(self, principal: str, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault((principal, key), threading.Lock())
+
+    def run(
+        self, principal: str, key: str | None, fingerprint: str, action: Callable[[], dict[str, Any]]
+    ) -> tuple[dict[str, Any], bool]:
+        """``(answer, replayed)``: the stored answer for a retry, else ``action()``'s (then stored)."""
+        if key is None:
+            return action(), False
+        if not _KEY_RE.match(key):
+            raise InvalidRequest("an Idempotency-Key is 1 to 200 visible ASCII characters")
+        with self._lock(principal, key):
+            row = self._db.one(
+                "SELECT request_hash, response FROM idempotency WHERE principal = ? AND key = ?",
+                (principal, key),
+            )
+            if row is not None:
+                if row["request_hash"] != fingerprint:
+                    raise IdempotencyConflict("this Idempotency-Key was already used for a different request")
+                return json.loads(row["response"]), True
+            answer = action()
+            self._db.execute(
+                "INSERT INTO idempotency (principal, key, request_hash, response, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (principal, key, fingerprint, json.dumps(answer), datetime.now(UTC).isoformat()),
+            )
+            return answer, False

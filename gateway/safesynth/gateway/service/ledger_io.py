@@ -1,0 +1,116 @@
+"""The gateway's handle on the ledger: one store per process, calls serialized by a lock.
+
+The ledger's own ``BEGIN IMMEDIATE`` transactions serialize writers across processes; the lock here
+serializes the threads of one process around the store's connection. Iterators are materialized
+inside the lock. Payload helpers turn floats into decimal strings (the ledger refuses floats).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from safesynth.ledger import LedgerStore, Signer
+from safesynth.ledger.entry import decimal_string
+
+__all__ = ["LockedLedger", "ledger_safe"]
+
+
+def ledger_safe(value: Any) -> Any:
+    """A JSON value the ledger accepts: floats become decimal strings (NaN/inf become None)."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) <= (1 << 53) - 1 else str(value)
+    if isinstance(value, float | Decimal):
+        try:
+            return decimal_string(value)
+        except Exception:
+            return None
+    if isinstance(value, Mapping):
+        return {str(k): ledger_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [ledger_safe(v) for v in value]
+    if hasattr(value, "item"):  # numpy scalars
+        return ledger_safe(value.item())
+    return str(value)
+
+
+class LockedLedger:
+    """A :class:`~safesynth.ledger.LedgerStore` whose methods are serialized by one lock."""
+
+    def __init__(self, store: LedgerStore, signer: Signer) -> None:
+        self.store = store
+        self.signer = signer
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(cls, path: Path, signer: Signer) -> LockedLedger:
+        """Open the existing ledger at ``path``."""
+        return cls(LedgerStore.open(path, signer), signer)
+
+    @property
+    def size(self) -> int:
+        """Number of entries."""
+        with self._lock:
+            return int(self.store.size)
+
+    def append(
+        self,
+        kind: str,
+        payload: Mapping[str, Any],
+        *,
+        actor: str,
+        check: Callable[[Any], None] | None = None,
+    ) -> Any:
+        """Append one entry (``check`` runs inside the ledger transaction)."""
+        with self._lock:
+            return self.store.append(kind, payload, actor=actor, check=check)
+
+    def entries(
+        self, start_seq: int = 0, kinds: Sequence[str] | None = None, limit: int | None = None
+    ) -> list[Any]:
+        """Entries from ``start_seq`` (of ``kinds``), at most ``limit``."""
+        out: list[Any] = []
+        with self._lock:
+            iterator: Iterable[Any] = self.store.entries(start_seq=start_seq, kinds=kinds)
+            for entry in iterator:
+                out.append(entry)
+                if limit is not None and len(out) >= limit:
+                    break
+        return out
+
+    def get(self, seq: int) -> Any:
+        """Entry ``seq``."""
+        with self._lock:
+            return self.store.get(seq)
+
+    def latest_checkpoint(self) -> Any:
+        """The latest signed checkpoint."""
+        with self._lock:
+            return self.store.latest_checkpoint()
+
+    def inclusion_proof(self, seq: int, tree_size: int | None = None) -> Any:
+        """RFC 6962 inclusion proof of ``seq``."""
+        with self._lock:
+            return self.store.inclusion_proof(seq, tree_size=tree_size)
+
+    def consistency_proof(self, old: int, new: int) -> Any:
+        """RFC 6962 consistency proof."""
+        with self._lock:
+            return self.store.consistency_proof(old, new)
+
+    def export(self, out_dir: Path) -> Any:
+        """Write the export bundle into ``out_dir``."""
+        with self._lock:
+            return self.store.export(out_dir)
+
+    def close(self) -> None:
+        """Close the store if it can be closed."""
+        with self._lock:
+            close = getattr(self.store, "close", None)
+            if callable(close):
+                close()
