@@ -23,7 +23,7 @@ from safesynth.gateway.dp.filter import FilterState, PrivacyFilter
 
 from safesynth.gateway.dp.errors import BudgetExceeded
 from safesynth.gateway.service.errors import BudgetExhausted
-from safesynth.ledger import LedgerStore
+from safesynth.gateway.service.ledger_io import LockedLedger
 from safesynth.ledger.entry import decimal_string
 
 __all__ = ["Admission", "BudgetStatus", "SpendReceipt", "spend_events"]
@@ -65,7 +65,7 @@ def spend_events(payload: Mapping[str, Any]) -> list[DpEvent]:
 class Admission:
     """Admits events against per-dataset privacy filters, with a cache of filter states."""
 
-    def __init__(self, ledger: LedgerStore) -> None:
+    def __init__(self, ledger: LockedLedger) -> None:
         self._ledger = ledger
         self._lock = threading.Lock()
         # dataset -> (ledger size covered, state after every spend of the dataset below that size)

@@ -30,12 +30,13 @@ from safesynth.gateway.service.errors import Conflict, Forbidden, InvalidRequest
 from safesynth.gateway.service.files import ensure_private_dir, write_private
 from safesynth.gateway.service.tables import TableFormat, read_table, to_parquet_bytes
 from safesynth.gateway.settings import GatewaySettings
-from safesynth.ledger import LedgerStore
 from safesynth.ledger.entry import decimal_string
 from safesynth.sdk.schema import DatasetSchema
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from safesynth.gateway.service.ledger_io import LockedLedger
 
 __all__ = ["DatasetRecord", "DatasetStore", "row_count_bucket", "schema_sha256"]
 
@@ -115,7 +116,7 @@ def _check_id(dataset: str) -> None:
 class DatasetStore:
     """Register, list, describe and load datasets."""
 
-    def __init__(self, settings: GatewaySettings, db: StateDB, ledger: LedgerStore) -> None:
+    def __init__(self, settings: GatewaySettings, db: StateDB, ledger: LockedLedger) -> None:
         self._settings = settings
         self._db = db
         self._ledger = ledger

@@ -81,8 +81,8 @@ class Gateway:
         self.signer = signer
         self.ledger = LockedLedger.open(settings.ledger_path, signer)
         self.tokens = TokenStore(self.db)
-        self.datasets = DatasetStore(settings, self.db, self.ledger)  # type: ignore[arg-type]
-        self.admission = Admission(self.ledger)  # type: ignore[arg-type]
+        self.datasets = DatasetStore(settings, self.db, self.ledger)
+        self.admission = Admission(self.ledger)
         self.releases = ReleaseStore(settings.releases_dir, self.db)
         self.idempotency = IdempotencyStore(self.db)
         self.jobs = JobManager(

@@ -118,10 +118,12 @@ def to_parquet_bytes(frame: pd.DataFrame) -> bytes:
 
 def neutralize_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy where text cells that a spreadsheet would run as a formula start with ``'`` (OWASP)."""
+    import pandas as pd
+
     out = frame.copy()
     for name in out.columns:
         column = out[name]
-        if column.dtype == object:
+        if column.dtype == object or pd.api.types.is_string_dtype(column.dtype):
             out[name] = column.map(
                 lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v
             )

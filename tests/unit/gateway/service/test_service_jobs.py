@@ -1,0 +1,151 @@
+"""Jobs: bounded queue and per-principal limits, progress/ETA, cancel, failure codes, restart recovery."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from safesynth.gateway.service.db import StateDB
+from safesynth.gateway.service.errors import NotFound, QueueFull
+from safesynth.gateway.service.jobs import JobHandle, JobManager, JobRecord
+
+
+def _record(manager: JobManager, principal: str = "p1") -> JobRecord:
+    return JobRecord(
+        id=manager.new_id(), dataset="d", principal=principal, kind="synthesis", engine="e", state="queued"
+    )
+
+
+def _wait_done(manager: JobManager, job_id: str, timeout: float = 10.0) -> JobRecord:
+    deadline = time.monotonic() + timeout
+    record = manager.get(job_id)
+    while not record.done and time.monotonic() < deadline:
+        record = manager.wait_change(job_id, record.version, 0.5)
+    return record
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> StateDB:
+    return StateDB(tmp_path / "state.sqlite")
+
+
+def test_job_runs_reports_progress_and_succeeds(db: StateDB) -> None:
+    manager = JobManager(db, workers=1, queue_size=4, per_principal=2)
+    seen: list[float] = []
+
+    def work(handle: JobHandle) -> str:
+        for i in range(1, 5):
+            handle.progress("fitting", i / 5)
+            seen.append(manager.get(handle.job_id).progress)
+        return "f" * 64
+
+    manager.reserve("p1")
+    record = manager.submit(_record(manager), work)
+    final = _wait_done(manager, record.id)
+    assert final.state == "succeeded" and final.release_id == "f" * 64 and final.progress == 1.0
+    assert seen == sorted(seen) and seen[-1] == pytest.approx(0.8)
+    # persisted: a fresh manager on the same db sees it
+    assert JobManager(db, workers=1, queue_size=1, per_principal=1).get(record.id).state == "succeeded"
+    manager.shutdown(grace_seconds=1)
+
+
+def test_failure_keeps_code_and_message(db: StateDB) -> None:
+    manager = JobManager(db, workers=1, queue_size=4, per_principal=4)
+
+    class Boom(Exception):
+        code = "data_mismatch"
+        message = "column x is missing"
+
+    def work(handle: JobHandle) -> str:
+        raise Boom()
+
+    manager.reserve("p1")
+    final = _wait_done(manager, manager.submit(_record(manager), work).id)
+    assert (
+        final.state == "failed"
+        and final.error_code == "data_mismatch"
+        and "column x" in (final.error_message or "")
+    )
+    manager.shutdown(grace_seconds=1)
+
+
+def test_queue_and_principal_limits(db: StateDB) -> None:
+    manager = JobManager(db, workers=1, queue_size=3, per_principal=2)
+    release = threading.Event()
+
+    def work(handle: JobHandle) -> None:
+        release.wait(10)
+
+    manager.reserve("p1")
+    manager.submit(_record(manager, "p1"), work)
+    manager.reserve("p1")
+    manager.submit(_record(manager, "p1"), work)
+    with pytest.raises(QueueFull):
+        manager.reserve("p1")  # per-principal limit
+    manager.reserve("p2")
+    with pytest.raises(QueueFull) as err:
+        manager.reserve("p3")  # queue full (2 active + 1 reserved)
+    assert err.value.status == 429
+    manager.release_reservation("p2")
+    manager.reserve("p3")
+    manager.release_reservation("p3")
+    release.set()
+    manager.shutdown(grace_seconds=5)
+
+
+def test_cancel_queued_and_running(db: StateDB) -> None:
+    manager = JobManager(db, workers=1, queue_size=4, per_principal=4)
+    started = threading.Event()
+
+    def slow(handle: JobHandle) -> None:
+        started.set()
+        for _ in range(200):
+            handle.check()
+            time.sleep(0.01)
+
+    manager.reserve("p1")
+    running = manager.submit(_record(manager), slow)
+    manager.reserve("p1")
+    queued = manager.submit(_record(manager), slow)
+    assert started.wait(5)
+    assert manager.cancel(queued.id).state == "cancelled"
+    manager.cancel(running.id)
+    final = _wait_done(manager, running.id)
+    assert final.state == "cancelled" and final.error_code == "cancelled"
+    manager.shutdown(grace_seconds=1)
+
+
+def test_restart_marks_running_jobs_failed(db: StateDB) -> None:
+    manager = JobManager(db, workers=1, queue_size=4, per_principal=4)
+    manager._save(_record(manager))  # a job left queued by a process that died
+    running = JobRecord(
+        id="job-x", dataset="d", principal="p", kind="synthesis", engine="e", state="running", spend_seq=7
+    )
+    manager._save(running)
+    fresh = JobManager(db, workers=1, queue_size=4, per_principal=4)
+    assert fresh.recover() == 2
+    after = fresh.get("job-x")
+    assert after.state == "failed" and after.error_code == "gateway_restarted" and after.spend_seq == 7
+    with pytest.raises(NotFound):
+        fresh.get("job-nope")
+
+
+def test_shutdown_fails_unfinished_jobs(db: StateDB) -> None:
+    manager = JobManager(db, workers=1, queue_size=4, per_principal=4)
+    block = threading.Event()
+
+    def stuck(handle: JobHandle) -> None:
+        block.wait(3)  # ignores cancellation
+
+    manager.reserve("p1")
+    job = manager.submit(_record(manager), stuck)
+    time.sleep(0.1)
+    manager.shutdown(grace_seconds=0.2)
+    assert manager.get(job.id).state == "failed"
+    assert manager.get(job.id).error_code == "gateway_shutdown"
+    block.set()
+    with pytest.raises(QueueFull):
+        manager.reserve("p1")
