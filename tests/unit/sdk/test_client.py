@@ -146,6 +146,11 @@ def test_to_pandas_parses_the_release() -> None:
         frame = client.releases.get(SHA).to_pandas(format="csv")
     assert list(frame.columns) == ["a", "b"]
     assert frame["a"].tolist() == [1, 2]
+    records = b'[{"a":1,"b":"x"},{"a":2,"b":"y"}]'
+    gw.on("GET", f"/v1/releases/{SHA}/data", httpx.Response(200, content=records))
+    with make_client(gw) as client:
+        frame = client.releases.get(SHA).to_pandas(format="json")
+    assert frame["b"].tolist() == ["x", "y"]
 
 
 def test_download_digest_mismatch_is_refused(tmp_path: Path) -> None:
