@@ -14,6 +14,7 @@ import asyncio
 import builtins
 import hashlib
 import os
+import ssl
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -73,7 +74,8 @@ class AsyncClient:
     argument, else ``SAFESYNTH_TOKEN``. ``timeout``: seconds per request (finite; 30 s by default).
     ``max_retries``: retries of idempotent calls (GETs, and POSTs sent with an Idempotency-Key, which
     the gateway deduplicates) on connection errors and 429/502/503/504. A token is never sent over
-    plain http to a non-loopback host unless ``allow_insecure=True``. ``transport`` is for tests.
+    plain http to a non-loopback host unless ``allow_insecure=True``. ``verify``: TLS verification (True,
+    or an ``ssl.SSLContext`` trusting a private CA). ``transport`` is for tests.
     """
 
     def __init__(
@@ -84,7 +86,7 @@ class AsyncClient:
         timeout: float | httpx.Timeout | None = None,
         max_retries: int = 3,
         allow_insecure: bool = False,
-        verify: bool | str = True,
+        verify: bool | ssl.SSLContext = True,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.config: ClientConfig = resolve_config(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import os
+import ssl
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -72,7 +73,8 @@ class Client:
     argument, else ``SAFESYNTH_TOKEN``. ``timeout``: seconds per request (finite; 30 s by default).
     ``max_retries``: retries of idempotent calls (GETs, and POSTs sent with an Idempotency-Key, which
     the gateway deduplicates) on connection errors and 429/502/503/504. A token is never sent over
-    plain http to a non-loopback host unless ``allow_insecure=True``. ``transport`` is for tests.
+    plain http to a non-loopback host unless ``allow_insecure=True``. ``verify``: TLS verification (True,
+    or an ``ssl.SSLContext`` trusting a private CA). ``transport`` is for tests.
     """
 
     def __init__(
@@ -83,7 +85,7 @@ class Client:
         timeout: float | httpx.Timeout | None = None,
         max_retries: int = 3,
         allow_insecure: bool = False,
-        verify: bool | str = True,
+        verify: bool | ssl.SSLContext = True,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.config: ClientConfig = resolve_config(
