@@ -185,3 +185,24 @@ def test_remote_commands_import_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert out.stdout.strip().splitlines()[-1] == "HEAVY="
+
+
+def test_release_download_and_jobs_wait(gw: FakeGateway, tmp_path: Path) -> None:
+    gw.json("GET", f"/v1/releases/{SHA}", release(audit_verdict="pass"))
+    gw.on("GET", f"/v1/releases/{SHA}/data", httpx.Response(200, content=CSV))
+    gw.json("GET", "/v1/jobs/job-1", job("failed", 0.2, error={"code": "engine_error", "message": "boom"}))
+    out = tmp_path / "x.csv"
+    result = run("release", SHA, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "audit verdict: pass" in result.stdout and out.read_bytes() == CSV
+    result = run("jobs", "wait", "job-1", "-q")
+    assert result.exit_code == 1
+    assert "error [job_failed]" in result.stderr and "engine_error" in result.stderr
+
+
+def test_cleartext_token_to_remote_host_is_refused() -> None:
+    result = CliRunner().invoke(
+        main, ["budget", "ds", "--url", "http://gateway.example.com", "--token", "t" * 40]
+    )
+    assert result.exit_code == 1
+    assert "error [configuration]" in result.stderr
