@@ -1,3 +1,74 @@
-"""SafeSynth ledger: an append-only, signed, RFC 6962 Merkle-tree transparency log. Knows nothing of DP."""
+"""SafeSynth ledger: an append-only, signed, RFC 6962 Merkle-tree transparency log. Knows nothing of DP.
 
-__all__: list[str] = []
+Entries (kind, payload, timestamp, actor) are canonical RFC 8785 JSON; the tree is RFC 6962/9162;
+checkpoints are Ed25519 C2SP signed notes; the store is SQLite (sqlite-utils is imported only when a
+store is opened, so the offline verifier runs on the base install).
+"""
+
+from safesynth.ledger.checkpoint import (
+    Checkpoint,
+    NoteSignature,
+    SignedNote,
+    open_checkpoint,
+    sign_checkpoint,
+)
+from safesynth.ledger.entry import ENTRY_TAG, Entry, canonical_json, decimal_string, parse_entry_json
+from safesynth.ledger.errors import (
+    ForkDetectedError,
+    InvalidCheckpointError,
+    InvalidEntryError,
+    InvalidKeyError,
+    InvalidProofError,
+    LedgerError,
+    LedgerVerificationError,
+    NonCanonicalNumberError,
+    ReadOnlyLedgerError,
+    StoreExistsError,
+    StoreIntegrityError,
+    StoreNotFoundError,
+)
+from safesynth.ledger.keyhistory import ROTATION_KIND, KeyHistory, KeyPeriod
+from safesynth.ledger.keys import Signer, Verifier, load_verifier
+from safesynth.ledger.proofs import ConsistencyProof, InclusionProof, SignedCheckpoint, verify_proof_bundle
+from safesynth.ledger.store import AppendRequest, AppendResult, LedgerStore
+from safesynth.ledger.view import LedgerView, Projection
+
+__all__ = [
+    "ENTRY_TAG",
+    "ROTATION_KIND",
+    "AppendRequest",
+    "AppendResult",
+    "Checkpoint",
+    "ConsistencyProof",
+    "Entry",
+    "ForkDetectedError",
+    "InclusionProof",
+    "InvalidCheckpointError",
+    "InvalidEntryError",
+    "InvalidKeyError",
+    "InvalidProofError",
+    "KeyHistory",
+    "KeyPeriod",
+    "LedgerError",
+    "LedgerStore",
+    "LedgerVerificationError",
+    "LedgerView",
+    "NonCanonicalNumberError",
+    "NoteSignature",
+    "Projection",
+    "ReadOnlyLedgerError",
+    "SignedCheckpoint",
+    "SignedNote",
+    "Signer",
+    "StoreExistsError",
+    "StoreIntegrityError",
+    "StoreNotFoundError",
+    "Verifier",
+    "canonical_json",
+    "decimal_string",
+    "load_verifier",
+    "open_checkpoint",
+    "parse_entry_json",
+    "sign_checkpoint",
+    "verify_proof_bundle",
+]

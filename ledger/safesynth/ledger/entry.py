@@ -1,0 +1,240 @@
+"""Ledger entries and their canonical bytes (RFC 8785 JSON behind a domain-separation tag).
+
+An entry is ``(seq, kind, payload, timestamp, actor)``. Its canonical form is the RFC 8785 (JCS)
+serialisation of ``{"actor", "kind", "payload", "seq", "timestamp"}``; the Merkle leaf is
+``SHA-256(0x00 || ENTRY_TAG || canonical_json)``. Payloads are JSON objects of strings, integers
+(|n| <= 2**53 - 1), booleans, nulls, lists and objects. Floats are refused with
+:class:`NonCanonicalNumberError`: privacy figures travel as decimal strings (:func:`decimal_string`),
+so that no reader anywhere rounds them differently.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import rfc8785
+
+from safesynth.ledger.errors import InvalidEntryError, NonCanonicalNumberError
+from safesynth.ledger.merkle import leaf_hash
+
+__all__ = [
+    "ENTRY_TAG",
+    "MAX_ENTRY_BYTES",
+    "Entry",
+    "canonical_json",
+    "decimal_string",
+    "entry_leaf_hash",
+    "format_timestamp",
+    "parse_entry_json",
+    "utc_now",
+    "validate_kind",
+]
+
+#: Domain-separation tag prefixed to the canonical JSON of every entry before leaf hashing.
+ENTRY_TAG = b"safesynth-ledger-entry/v1\n"
+#: Upper bound on the canonical JSON of one entry.
+MAX_ENTRY_BYTES = 1 << 20
+
+_KIND_RE = re.compile(r"^[a-z][a-z0-9_.\-]{0,99}/v[1-9][0-9]{0,5}$")
+_TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
+_DECIMAL_RE = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]*[1-9])?$")
+_MAX_SAFE_INT = (1 << 53) - 1
+_MAX_DEPTH = 32
+_FIELDS = frozenset({"seq", "kind", "payload", "timestamp", "actor"})
+
+
+def validate_kind(kind: str) -> str:
+    """Return ``kind`` if it is a versioned kind such as ``"spend/v1"``; else raise InvalidEntryError."""
+    if not isinstance(kind, str) or not _KIND_RE.match(kind):
+        raise InvalidEntryError(
+            f"entry kind {kind!r} is not a versioned kind like 'spend/v1' (lowercase name, '/v', a number)"
+        )
+    return kind
+
+
+def decimal_string(value: Decimal | int | float | str) -> str:
+    """Format a privacy figure as a plain decimal string (no exponent, no trailing zeros).
+
+    Floats are converted through their shortest round-trip ``repr``, so every Python reader agrees.
+    NaN and infinities are refused.
+    """
+    if isinstance(value, bool):
+        raise InvalidEntryError("a boolean is not a privacy figure")
+    try:
+        if isinstance(value, float):
+            dec = Decimal(repr(value))
+        elif isinstance(value, int | Decimal):
+            dec = Decimal(value)
+        elif isinstance(value, str):
+            dec = Decimal(value.strip())
+        else:
+            raise InvalidEntryError(f"cannot format {type(value).__name__} as a decimal string")
+    except InvalidOperation as exc:
+        raise InvalidEntryError(f"{value!r} is not a decimal number") from exc
+    if not dec.is_finite():
+        raise InvalidEntryError(f"{value!r} is not a finite number")
+    text = format(dec.normalize(), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    if text in ("-0", ""):
+        text = "0"
+    assert _DECIMAL_RE.match(text), text
+    return text
+
+
+def _check_value(value: object, path: str, depth: int) -> None:
+    if depth > _MAX_DEPTH:
+        raise InvalidEntryError(f"payload nests deeper than {_MAX_DEPTH} levels at {path}")
+    if value is None or isinstance(value, bool | str):
+        return
+    if isinstance(value, int):
+        if abs(value) > _MAX_SAFE_INT:
+            raise InvalidEntryError(
+                f"payload integer at {path} exceeds 2**53-1; write large numbers as decimal strings"
+            )
+        return
+    if isinstance(value, float | Decimal):
+        raise NonCanonicalNumberError(path)
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidEntryError(f"payload object key {key!r} at {path} is not a string")
+            _check_value(item, f"{path}.{key}", depth + 1)
+        return
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_value(item, f"{path}[{i}]", depth + 1)
+        return
+    raise InvalidEntryError(f"payload value at {path} has unsupported type {type(value).__name__}")
+
+
+def _plain(value: Any) -> Any:
+    """A deep copy made of dicts and lists only (so callers cannot mutate a stored entry)."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def format_timestamp(moment: datetime) -> str:
+    """RFC 3339 UTC with microseconds, e.g. ``2026-01-02T03:04:05.000006Z``."""
+    if moment.tzinfo is None:
+        raise InvalidEntryError("timestamps must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def utc_now() -> str:
+    """The current time as an entry timestamp."""
+    return format_timestamp(datetime.now(UTC))
+
+
+def canonical_json(obj: Mapping[str, Any]) -> bytes:
+    """RFC 8785 canonical JSON of ``obj`` (after checking it holds no floats)."""
+    _check_value(obj, "$", 0)
+    try:
+        return bytes(rfc8785.dumps(_plain(obj)))
+    except Exception as exc:  # rfc8785 raises its own error types (e.g. lone surrogates)
+        raise InvalidEntryError(f"value has no canonical JSON form: {exc}") from exc
+
+
+def entry_leaf_hash(entry_json: bytes) -> bytes:
+    """The Merkle leaf hash of an entry's canonical JSON: SHA-256(0x00 || ENTRY_TAG || json)."""
+    return leaf_hash(ENTRY_TAG + entry_json)
+
+
+@dataclass(frozen=True, eq=True)
+class Entry:
+    """One ledger entry. ``payload`` is a plain JSON object (treat it as read-only)."""
+
+    seq: int
+    kind: str
+    payload: dict[str, Any]
+    timestamp: str
+    actor: str
+    _canonical: bytes = field(default=b"", repr=False, compare=False)
+
+    @classmethod
+    def build(
+        cls, *, seq: int, kind: str, payload: Mapping[str, Any], actor: str, timestamp: str | None = None
+    ) -> Entry:
+        """Validate the parts and compute the canonical bytes (raises InvalidEntryError)."""
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+            raise InvalidEntryError(f"seq must be a non-negative integer, got {seq!r}")
+        validate_kind(kind)
+        if not isinstance(payload, Mapping):
+            raise InvalidEntryError("payload must be a JSON object (a mapping)")
+        if not isinstance(actor, str) or not actor or len(actor) > 256:
+            raise InvalidEntryError("actor must be a non-empty string of at most 256 characters")
+        ts = utc_now() if timestamp is None else timestamp
+        if not _TS_RE.match(ts):
+            raise InvalidEntryError(f"timestamp {ts!r} is not RFC 3339 UTC with microseconds")
+        plain = _plain(payload)
+        body = canonical_json({"seq": seq, "kind": kind, "payload": plain, "timestamp": ts, "actor": actor})
+        if len(body) > MAX_ENTRY_BYTES:
+            raise InvalidEntryError(f"entry is {len(body)} bytes; the limit is {MAX_ENTRY_BYTES}")
+        return cls(seq=seq, kind=kind, payload=plain, timestamp=ts, actor=actor, _canonical=body)
+
+    @property
+    def canonical_bytes(self) -> bytes:
+        """The RFC 8785 JSON of the entry (without the domain tag)."""
+        return self._canonical
+
+    @property
+    def leaf_hash(self) -> bytes:
+        """SHA-256(0x00 || ENTRY_TAG || canonical_bytes)."""
+        return entry_leaf_hash(self._canonical)
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry as a JSON object (the canonical fields)."""
+        return {
+            "seq": self.seq,
+            "kind": self.kind,
+            "payload": _plain(self.payload),
+            "timestamp": self.timestamp,
+            "actor": self.actor,
+        }
+
+
+def _refuse_float(text: str) -> Any:
+    raise NonCanonicalNumberError(f"<number {text}>")
+
+
+def _refuse_constant(text: str) -> Any:
+    raise InvalidEntryError(f"JSON constant {text} is not allowed")
+
+
+def parse_entry_json(data: bytes, *, check_canonical: bool = True) -> Entry:
+    """Parse stored entry bytes back into an :class:`Entry`.
+
+    With ``check_canonical`` the bytes must equal the RFC 8785 form of what they parse to.
+    """
+    try:
+        obj = json.loads(data, parse_float=_refuse_float, parse_constant=_refuse_constant)
+    except InvalidEntryError:
+        raise
+    except ValueError as exc:
+        raise InvalidEntryError(f"entry is not valid JSON: {exc}") from exc
+    if not isinstance(obj, dict) or set(obj) != _FIELDS:
+        raise InvalidEntryError(f"entry must be an object with exactly the fields {sorted(_FIELDS)}")
+    seq, kind, payload, ts, actor = obj["seq"], obj["kind"], obj["payload"], obj["timestamp"], obj["actor"]
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        raise InvalidEntryError("entry seq must be a non-negative integer")
+    validate_kind(kind)
+    if not isinstance(payload, dict):
+        raise InvalidEntryError("entry payload must be an object")
+    if not isinstance(ts, str) or not _TS_RE.match(ts):
+        raise InvalidEntryError("entry timestamp is malformed")
+    if not isinstance(actor, str) or not actor:
+        raise InvalidEntryError("entry actor is malformed")
+    if check_canonical:
+        _check_value(payload, "$.payload", 1)
+        if bytes(rfc8785.dumps(obj)) != bytes(data):
+            raise InvalidEntryError("entry bytes are not in RFC 8785 canonical form")
+    return Entry(seq=seq, kind=kind, payload=payload, timestamp=ts, actor=actor, _canonical=bytes(data))

@@ -1,0 +1,77 @@
+"""The fork guard: the last signed checkpoint, also kept in a small side file next to the store.
+
+The side file is written after each commit, atomically (temporary file, fsync, rename, fsync of the
+directory), under an advisory lock and only forwards (a larger tree size replaces a smaller one).
+On open, a store that is behind the side file (an old copy restored over the live one) or whose
+checkpoint at the side file's size differs from it (a fork) is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["guard_path", "read_guard", "write_guard"]
+
+try:  # POSIX advisory locks; elsewhere the write order is still crash-safe, only not race-free.
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+
+def guard_path(store_path: Path) -> Path:
+    """``<store>.checkpoint``."""
+    return store_path.with_name(store_path.name + ".checkpoint")
+
+
+def _size_of(note_text: str) -> int:
+    lines = note_text.split("\n", 2)
+    try:
+        return int(lines[1])
+    except (IndexError, ValueError):
+        return -1
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    lock = path.with_name(path.name + ".lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def read_guard(store_path: Path) -> str | None:
+    """The side file's signed note text, or None if there is none."""
+    path = guard_path(store_path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+
+
+def write_guard(store_path: Path, note_text: str) -> None:
+    """Replace the side file with ``note_text`` if it is for a larger tree (atomic, durable)."""
+    path = guard_path(store_path)
+    with _locked(path):
+        current = read_guard(store_path)
+        if current is not None and _size_of(current) >= _size_of(note_text):
+            return
+        tmp = path.with_name(f"{path.name}.tmp.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, note_text.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        tmp.replace(path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
