@@ -48,31 +48,31 @@ class ModelError(LLMError):
         self.fix = fix
 
 
-class ModelNotFound(ModelError):  # noqa: N818 - names fixed by CONTRACTS.md
+class ModelNotFound(ModelError):
     """The model file does not exist (or the bundled model is not installed)."""
 
     code = "model_not_found"
 
 
-class ModelFileInvalid(ModelError):  # noqa: N818 - names fixed by CONTRACTS.md
+class ModelFileInvalid(ModelError):
     """The file exists but is not a complete, well-formed GGUF file."""
 
     code = "model_file_invalid"
 
 
-class ModelLoadFailed(ModelError):  # noqa: N818 - names fixed by CONTRACTS.md
+class ModelLoadFailed(ModelError):
     """The GGUF header was valid but llama.cpp refused to load the model."""
 
     code = "model_load_failed"
 
 
-class LlamaCppUnavailable(LLMError):  # noqa: N818 - names fixed by CONTRACTS.md
+class LlamaCppUnavailable(LLMError):
     """llama-cpp-python is not installed (the runner needs the ``[gateway]`` extra)."""
 
     code = "llama_cpp_unavailable"
 
 
-class InvalidRequest(LLMError):  # noqa: N818 - names fixed by CONTRACTS.md
+class InvalidRequest(LLMError):
     """A generation request with invalid parameters (e.g. a negative max_tokens)."""
 
     code = "invalid_request"
@@ -90,13 +90,13 @@ class PromptTooLong(InvalidRequest):
     code = "prompt_too_long"
 
 
-class GenerationFailed(LLMError):  # noqa: N818 - names fixed by CONTRACTS.md
+class GenerationFailed(LLMError):
     """llama.cpp failed while generating."""
 
     code = "generation_failed"
 
 
-class JsonOutputInvalid(LLMError):  # noqa: N818 - names fixed by CONTRACTS.md
+class JsonOutputInvalid(LLMError):
     """Schema-constrained output did not parse as JSON (usually: max_tokens cut it short)."""
 
     code = "json_output_invalid"

