@@ -32,6 +32,7 @@ __all__ = [
     "entry_leaf_hash",
     "format_timestamp",
     "parse_entry_json",
+    "parse_json_payload",
     "utc_now",
     "validate_kind",
 ]
@@ -238,3 +239,17 @@ def parse_entry_json(data: bytes, *, check_canonical: bool = True) -> Entry:
         if bytes(rfc8785.dumps(obj)) != bytes(data):
             raise InvalidEntryError("entry bytes are not in RFC 8785 canonical form")
     return Entry(seq=seq, kind=kind, payload=payload, timestamp=ts, actor=actor, _canonical=bytes(data))
+
+
+def parse_json_payload(text: str | bytes) -> dict[str, Any]:
+    """Parse a JSON object meant as a payload, refusing floats (NonCanonicalNumberError)."""
+    try:
+        obj = json.loads(text, parse_float=_refuse_float, parse_constant=_refuse_constant)
+    except InvalidEntryError:
+        raise
+    except ValueError as exc:
+        raise InvalidEntryError(f"payload is not valid JSON: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise InvalidEntryError("payload must be a JSON object")
+    _check_value(obj, "$", 0)
+    return obj

@@ -16,6 +16,8 @@ of or different from the store); :meth:`LedgerStore.full_check` recomputes every
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import sqlite3
 import threading
@@ -37,6 +39,7 @@ from safesynth.ledger.errors import (
     StoreIntegrityError,
     StoreNotFoundError,
 )
+from safesynth.ledger.export import ExportSummary, write_export
 from safesynth.ledger.forkguard import guard_path, read_guard, write_guard
 from safesynth.ledger.keyhistory import ROTATION_KIND, KeyHistory, KeyPeriod, rotation_payload
 from safesynth.ledger.keys import Signer, Verifier
@@ -321,6 +324,59 @@ class LedgerStore:
             finally:
                 self._conn.execute("COMMIT")
         return ConsistencyProof(old_cp, new_cp, tuple(hashes))
+
+    def export(self, out_dir: str | os.PathLike[str], *, checkpoint_interval: int = 1000) -> ExportSummary:
+        """Write the export bundle (a consistent snapshot) into ``out_dir``; see :mod:`.export`.
+
+        ``checkpoint_interval=1`` exports every checkpoint ever signed; the default keeps every
+        1000th plus the latest, those around key rotations and every witnessed one.
+        """
+        if checkpoint_interval < 1:
+            raise LedgerError("checkpoint_interval must be at least 1")
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                size = self._size()
+                latest = self.checkpoint(size)
+                history = self._key_history()
+                keep = {size}
+                for period in history.periods[1:]:
+                    keep.update((period.from_size - 1, period.from_size))
+                witnessed = {r[0] for r in self._conn.execute("SELECT DISTINCT size FROM cosignatures")}
+                keep.update(witnessed)
+
+                def entries() -> Iterator[bytes]:
+                    cur = self._conn.cursor()
+                    for (body,) in cur.execute(
+                        "SELECT body FROM entries WHERE seq < ? ORDER BY seq", (size,)
+                    ):
+                        yield bytes(body)
+
+                def checkpoints() -> Iterator[tuple[int, str]]:
+                    cur = self._conn.cursor()
+                    rows = cur.execute(
+                        "SELECT size, note FROM checkpoints WHERE size <= ? AND (size % ? = 0 OR size IN "
+                        "(SELECT value FROM json_each(?))) ORDER BY size",
+                        (size, checkpoint_interval, json.dumps(sorted(keep))),
+                    )
+                    for cp_size, note in rows:
+                        if cp_size in witnessed:
+                            note = self.checkpoint(cp_size).text
+                        yield cp_size, note
+
+                return write_export(
+                    Path(out_dir),
+                    origin=self.origin,
+                    tree_size=size,
+                    root_hash_b64=base64.b64encode(latest.root_hash).decode("ascii"),
+                    checkpoint_interval=checkpoint_interval,
+                    entries=entries(),
+                    checkpoints=checkpoints(),
+                    key_history=history.to_json(),
+                    exported_at=utc_now(),
+                )
+            finally:
+                self._conn.execute("COMMIT")
 
     # ----------------------------------------------------------------- self-checks
 
