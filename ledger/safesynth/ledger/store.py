@@ -175,7 +175,10 @@ class LedgerStore:
         path = Path(path)
         if not path.is_file():
             raise StoreNotFoundError(f"no ledger at {path}")
-        conn = _connect(path)
+        try:
+            conn = _connect(path)
+        except sqlite3.DatabaseError as exc:
+            raise StoreIntegrityError(f"{path} is not a readable ledger store: {exc}") from exc
         try:
             store = cls(path, conn, signer, fork_guard=fork_guard)
             store.self_check()
