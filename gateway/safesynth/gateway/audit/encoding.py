@@ -95,7 +95,7 @@ def _canon_series(s: pd.Series) -> npt.NDArray[np.object_]:
 
 
 def _numeric(s: pd.Series) -> FloatArray:
-    out = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    out = np.array(pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan), copy=True)
     out[~np.isfinite(out)] = np.nan
     return out
 
@@ -195,7 +195,9 @@ class MixedEncoder:
                 canon = _canon_series(df[sl.name])
                 cats = self.categories[sl.name]
                 k = len(cats)
-                code = pd.Categorical(canon, categories=cats).codes.astype(np.int64)
+                code = (
+                    pd.Index(cats, dtype=object).get_indexer(pd.Index(canon, dtype=object)).astype(np.int64)
+                )
                 code = np.where(code >= 0, code, np.where(canon == _NULL, k, k + 1))
                 codes[sl.name] = code
                 emb[np.arange(n), sl.start + code] = _INV_SQRT2
