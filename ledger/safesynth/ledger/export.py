@@ -10,7 +10,9 @@ Layout (every file is strictly formatted, so a changed byte never goes unnoticed
 ``checkpoints.jsonl`` holds the checkpoint of every tree size that is a multiple of the checkpoint
 interval (1 = every checkpoint the store ever signed), plus the latest, the ones around each key
 rotation and every witnessed one. The manifest is not signed: it is a table of contents; the
-authority is the signed latest checkpoint, which commits to every entry.
+authority is the signed latest checkpoint, which commits to every entry. Every manifest field is
+checked by the verifier (nothing in it is unverifiable decoration), and the exported checkpoint set
+must be exactly the one the interval rule gives.
 """
 
 from __future__ import annotations
@@ -90,7 +92,6 @@ def write_export(
     entries: Iterable[bytes],
     checkpoints: Iterable[tuple[int, str]],
     key_history: dict[str, Any],
-    exported_at: str,
 ) -> ExportSummary:
     """Write the bundle into ``out_dir`` (created; must be empty or absent)."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -126,7 +127,6 @@ def write_export(
         "tree_size": tree_size,
         "root_hash": root_hash_b64,
         "checkpoint_interval": checkpoint_interval,
-        "exported_at": exported_at,
         "files": files,
     }
     (out_dir / MANIFEST_FILE).write_bytes(dump_manifest(manifest))

@@ -26,6 +26,7 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
     "nodes": ({"level": int, "idx": int, "hash": bytes}, ("level", "idx")),
     "checkpoints": ({"size": int, "note": str}, "size"),
     "cosignatures": ({"id": int, "size": int, "line": str}, "id"),
+    "witnesses": ({"idx": int, "vkey": str}, "idx"),
 }
 
 _NOT_NULL = {
@@ -35,6 +36,7 @@ _NOT_NULL = {
     "nodes": {"hash"},
     "checkpoints": {"note"},
     "cosignatures": {"size", "line"},
+    "witnesses": {"vkey"},
 }
 
 
@@ -70,6 +72,7 @@ TRIGGERS.update(_dense("keys", "idx"))
 TRIGGERS.update(_dense("entries", "seq"))
 TRIGGERS.update(_dense("nodes", "idx", "level"))
 TRIGGERS.update(_dense("cosignatures", "id"))
+TRIGGERS.update(_dense("witnesses", "idx"))
 TRIGGERS["checkpoints_insert_guard"] = (
     "CREATE TRIGGER checkpoints_insert_guard BEFORE INSERT ON checkpoints "
     "WHEN NEW.size IS NOT (SELECT COALESCE(MAX(size), -1) + 1 FROM checkpoints) "

@@ -254,6 +254,12 @@ class LedgerStore:
         self._keys_cache = (count, history)
         return history
 
+    def witnesses(self) -> list[Verifier]:
+        """The witness keys whose cosignatures this store holds."""
+        with self._lock:
+            rows = self._conn.execute("SELECT vkey FROM witnesses ORDER BY idx").fetchall()
+        return [Verifier.from_vkey(r[0]) for r in rows]
+
     def checkpoint(self, size: int) -> SignedCheckpoint:
         """The signed checkpoint of tree ``size`` (with any witness cosignatures added)."""
         with self._lock:
@@ -375,8 +381,12 @@ class LedgerStore:
                     checkpoint_interval=checkpoint_interval,
                     entries=entries(),
                     checkpoints=checkpoints(),
-                    key_history=history.to_json(),
-                    exported_at=utc_now(),
+                    key_history={
+                        **history.to_json(),
+                        "witnesses": [
+                            r[0] for r in self._conn.execute("SELECT vkey FROM witnesses ORDER BY idx")
+                        ],
+                    },
                 )
             finally:
                 self._conn.execute("COMMIT")
@@ -561,6 +571,12 @@ class LedgerStore:
                 row = self._conn.execute("SELECT note FROM checkpoints WHERE size = ?", (cp.size,)).fetchone()
                 if row is None or SignedNote.parse(row[0]).body != note.body:
                     raise InvalidCheckpointError("the witness cosigned a checkpoint this log never issued")
+                known = {r[0] for r in self._conn.execute("SELECT vkey FROM witnesses")}
+                if witness.vkey() not in known:
+                    self._conn.execute(
+                        "INSERT INTO witnesses (idx, vkey) VALUES ((SELECT COUNT(*) FROM witnesses), ?)",
+                        (witness.vkey(),),
+                    )
                 have = {
                     r[0]
                     for r in self._conn.execute("SELECT line FROM cosignatures WHERE size = ?", (cp.size,))

@@ -9,12 +9,13 @@ The steps, each raising :class:`LedgerVerificationError` with its name and, wher
 4. ``4-rotation``     each key-rotation entry is signed by the old and the new key and matches the
                       key history.
 5. ``5-checkpoints``  every exported checkpoint is strictly formatted, in increasing size order,
-                      signed by the key(s) the history requires for its size (any witness
-                      cosignature present must verify too), and its root equals the root
-                      recomputed from the entries at that size.
+                      signed by the key(s) the history requires for its size, carries no signature
+                      by any other key than those and the listed witnesses (whose cosignatures must
+                      verify), and its root equals the root recomputed from the entries at that size.
 6. ``6-complete``     the latest checkpoint covers exactly all entries and matches the manifest;
                       no required checkpoint (interval multiples, rotations) is missing.
-7. ``7-witness``      with witness keys: each witness cosigned at least one checkpoint (if required).
+7. ``7-witness``      with witness keys (which must be listed in the export): each witness cosigned
+                      at least one checkpoint (if required).
 8. ``8-expected``     with a previously seen checkpoint: the export contains it (same root at its size).
 """
 
@@ -126,7 +127,7 @@ def _read_manifest(root: Path) -> dict[str, Any]:
         raise _fail(step, f"{MANIFEST_FILE} is unreadable: {exc}") from exc
     if not isinstance(manifest, dict) or dump_manifest(manifest) != raw:
         raise _fail(step, "the manifest is not in its canonical form")
-    expected = {"format", "origin", "tree_size", "root_hash", "checkpoint_interval", "exported_at", "files"}
+    expected = {"format", "origin", "tree_size", "root_hash", "checkpoint_interval", "files"}
     if set(manifest) != expected or manifest["format"] != EXPORT_FORMAT:
         raise _fail(step, f"the manifest is not a {EXPORT_FORMAT} manifest")
     ints = (manifest["tree_size"], manifest["checkpoint_interval"])
@@ -145,14 +146,23 @@ def _read_manifest(root: Path) -> dict[str, Any]:
     return manifest
 
 
-def _read_keys(root: Path, trusted: Verifier | bytes) -> KeyHistory:
+def _read_keys(root: Path, trusted: Verifier | bytes) -> tuple[KeyHistory, list[Verifier]]:
     step = "2-keys"
     raw = (root / KEYS_FILE).read_bytes()
     try:
         obj = json.loads(raw)
         if dump_json_line(obj) != raw:
             raise _fail(step, "the key history is not in its canonical form")
-        history = KeyHistory.from_json(obj)
+        if (
+            not isinstance(obj, dict)
+            or set(obj) != {"keys", "witnesses"}
+            or not isinstance(obj["witnesses"], list)
+        ):
+            raise _fail(step, "the key file holds exactly the log keys and the witness keys")
+        history = KeyHistory.from_json({"keys": obj["keys"]})
+        witnesses = [Verifier.from_vkey(str(w)) for w in obj["witnesses"]]
+        if any(not w.is_witness for w in witnesses) or len(set(witnesses)) != len(witnesses):
+            raise _fail(step, "witness keys must be distinct cosignature/v1 keys")
     except LedgerVerificationError:
         raise
     except (ValueError, LedgerError) as exc:
@@ -164,7 +174,7 @@ def _read_keys(root: Path, trusted: Verifier | bytes) -> KeyHistory:
             else period.verifier.public_key == trusted
         )
         if match:
-            return history
+            return history, witnesses
     raise _fail(step, "the trusted public key is not in the ledger's key history")
 
 
@@ -192,6 +202,7 @@ class _CheckpointVerifier:
         self.witnessed: dict[str, list[int]] = {w.vkey(): [] for w in witnesses}
         self.count = 0
         self.roots: dict[int, bytes] = {}
+        self.cosigned: set[int] = set()
 
     def check(self, size: int, note_text: str, root: bytes) -> None:
         step = "5-checkpoints"
@@ -206,10 +217,20 @@ class _CheckpointVerifier:
         if cp.origin != self.origin:
             raise _fail(step, f"checkpoint {size} is for origin {cp.origin!r}", seq)
         required = self.history.signers_for(size)
+        known = [*required, *self.witnesses]
+        for sig in note.signatures:
+            if not any(sig.name == v.name and sig.key_id == v.key_id for v in known):
+                raise _fail(
+                    step, f"checkpoint {size} carries a signature by an unknown key {sig.name!r}", seq
+                )
+        if len(set(note.signatures)) != len(note.signatures):
+            raise _fail(step, f"checkpoint {size} repeats a signature", seq)
         try:
-            good = note.verified_by([*required, *self.witnesses])
+            good = note.verified_by(known)
         except LedgerError as exc:
             raise _fail(step, f"checkpoint {size}: {exc}", seq) from exc
+        if len(note.signatures) > len(required):
+            self.cosigned.add(size)
         missing = [v.name for v in required if v not in good]
         if missing:
             raise _fail(step, f"checkpoint {size} lacks a valid signature by {', '.join(missing)}", seq)
@@ -242,7 +263,10 @@ def verify_export(
     manifest = _read_manifest(root)
     steps = ["1-manifest"]
     origin = manifest["origin"]
-    history = _read_keys(root, trusted)
+    history, listed_witnesses = _read_keys(root, trusted)
+    for w in witnesses:
+        if w not in listed_witnesses:
+            raise _fail("7-witness", f"witness {w.name} is not among the export's witnesses")
     steps.append("2-keys")
     expected: Checkpoint | None = None
     expected_root: list[bytes] = []
@@ -255,7 +279,7 @@ def verify_export(
             raise _fail("8-expected", f"the expected checkpoint is malformed: {exc}") from exc
         if not good:
             raise _fail("8-expected", "the expected checkpoint is not signed by the log's key for its size")
-    cpv = _CheckpointVerifier(origin, history, witnesses)
+    cpv = _CheckpointVerifier(origin, history, listed_witnesses)
     cps = _checkpoint_lines(root)
     pending = next(cps, None)
     last_size = -1
@@ -336,9 +360,15 @@ def verify_export(
     missing = sorted(s for s in required_sizes if s not in cpv.roots)
     if missing:
         raise _fail(step, f"checkpoint {missing[0]} is missing from the export")
+    required_sizes.add(n)
+    extra = sorted(s for s in cpv.roots if s not in required_sizes and s not in cpv.cosigned)
+    if extra:
+        raise _fail(step, f"checkpoint {extra[0]} is not one the checkpoint interval {interval} selects")
     steps.append(step)
     witnessed = {k: v for k, v in cpv.witnessed.items()}
     if require_witness:
+        if not witnesses:
+            raise _fail("7-witness", "witnesses are required but no witness key was given")
         for w in witnesses:
             if not witnessed[w.vkey()]:
                 raise _fail("7-witness", f"witness {w.name} cosigned no exported checkpoint")

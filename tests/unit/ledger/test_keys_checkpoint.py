@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import stat
 from pathlib import Path
 
@@ -26,7 +25,10 @@ GO_SKEY = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iU
 GO_TEXT = (
     "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n"
 )
-GO_SIG = "— PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+GO_SIG = (
+    "— PeterNeumann "
+    "x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+)
 
 
 def test_reference_note_is_reproduced_byte_for_byte() -> None:
@@ -55,7 +57,7 @@ def test_mangled_verifier_keys_are_refused() -> None:
 def test_key_files(tmp_path: Path) -> None:
     signer = Signer.generate("log.example")
     signer.save(tmp_path / "k")
-    assert stat.S_IMODE(os.stat(tmp_path / "k").st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "k").stat().st_mode) == 0o600
     with pytest.raises(InvalidKeyError):
         signer.save(tmp_path / "k")
     signer.save_public(tmp_path / "k.pub")
