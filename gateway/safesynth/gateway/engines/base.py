@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import pandas as pd
-
     from safesynth.gateway.dp.accountant import PrivacyCost
+
     from safesynth.gateway.dp.events import DpEvent
     from safesynth.gateway.dp.rng import RandomSource
     from safesynth.gateway.llm import Runner

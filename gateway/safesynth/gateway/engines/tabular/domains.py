@@ -1,0 +1,185 @@
+"""Column domains: how a column's values become integer codes for the marginals, and back.
+
+Every domain is public or a DP release: categorical domains are the schema's categories or the
+DP-selected ones, plus ``OTHER`` (every other value) and the null cell; numeric domains are DP
+quantile bins over a public or DP fine grid, plus the null cell. Nulls are a value everywhere.
+
+``Compression`` is MST's domain compression: after the noisy 1-way marginal, codes whose noisy count
+is below 3 sigma are merged into one "rare" code (post-processing), shrinking the 2-way tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from safesynth.gateway.engines.tabular.grids import FineGrid
+
+__all__ = ["OTHER", "CategoricalDomain", "Compression", "NumericDomain", "compress", "to_float"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+#: The value standing for every category that was not selected (or not in the public list).
+OTHER = "__other__"
+
+
+def to_float(series: pd.Series) -> FloatArray:
+    """Numeric values as floats; nulls and unparsable values become NaN (null); +-inf stay (clamped
+    later to the bounds like any out-of-range value)."""
+    numbers = pd.to_numeric(series, errors="coerce")
+    return np.asarray(numbers.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+
+
+def _as_text(value: object) -> str:
+    """The string form of a category value (integers keep no trailing '.0')."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+@dataclass(frozen=True)
+class CategoricalDomain:
+    """Codes: ``0..len(categories)-1`` the categories, then ``OTHER``, then null."""
+
+    name: str
+    categories: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        """Number of codes."""
+        return len(self.categories) + 2
+
+    @property
+    def other_code(self) -> int:
+        """The code of ``OTHER``."""
+        return len(self.categories)
+
+    @property
+    def null_code(self) -> int:
+        """The code of null."""
+        return len(self.categories) + 1
+
+    def encode(self, series: pd.Series) -> IntArray:
+        """The code of each value."""
+        index = {c: i for i, c in enumerate(self.categories)}
+        other, null = self.other_code, self.null_code
+        values = series.astype(object).to_numpy()
+        isnull = pd.isna(series).to_numpy()
+        return np.fromiter(
+            (null if n else index.get(_as_text(v), other) for v, n in zip(values, isnull, strict=True)),
+            dtype=np.int64,
+            count=len(values),
+        )
+
+    def decode(self, codes: IntArray) -> npt.NDArray[np.object_]:
+        """The value of each code (None for null)."""
+        labels = np.array([*self.categories, OTHER, None], dtype=object)
+        return labels[codes]
+
+
+@dataclass(frozen=True)
+class NumericDomain:
+    """Codes: ``0..n_bins-1`` the DP quantile bins of the fine grid, then null."""
+
+    name: str
+    grid: FineGrid
+    cell_to_bin: IntArray
+    cell_weights: FloatArray
+
+    @property
+    def n_bins(self) -> int:
+        """Number of bins."""
+        return int(self.cell_to_bin.max()) + 1
+
+    @property
+    def size(self) -> int:
+        """Number of codes."""
+        return self.n_bins + 1
+
+    @property
+    def null_code(self) -> int:
+        """The code of null."""
+        return self.n_bins
+
+    def encode(self, values: FloatArray) -> IntArray:
+        """The bin of each value (NaN is null)."""
+        isnull = np.isnan(values)
+        cells = self.grid.assign(np.where(isnull, self.grid.lower, values))
+        return np.where(isnull, self.null_code, self.cell_to_bin[cells]).astype(np.int64)
+
+    def decode(self, codes: IntArray, gen: np.random.Generator) -> FloatArray:
+        """A value for each code: a fine cell of the bin drawn by its (noisy, cleaned) weight, then a
+        uniform point inside it; NaN for null. Post-processing of DP releases."""
+        out = np.full(codes.shape, np.nan, dtype=np.float64)
+        for b in range(self.n_bins):
+            rows = np.flatnonzero(codes == b)
+            if rows.size == 0:
+                continue
+            cells = np.flatnonzero(self.cell_to_bin == b)
+            w = self.cell_weights[cells]
+            if not w.sum() > 0:
+                w = np.ones(cells.size)
+            chosen = cells[gen.choice(cells.size, size=rows.size, p=w / w.sum())]
+            out[rows] = self.grid.sample(chosen, gen.random(rows.size))
+        return out
+
+
+@dataclass(frozen=True)
+class Compression:
+    """A map from a domain's codes to compressed codes: kept codes keep their order; the rest merge
+    into one last code, expanded at sampling in proportion to ``rare_weights``."""
+
+    keep: IntArray
+    rare: IntArray
+    rare_weights: FloatArray
+    original_size: int
+
+    @property
+    def size(self) -> int:
+        """Number of compressed codes."""
+        return int(self.keep.size + (1 if self.rare.size else 0))
+
+    def mapping(self) -> IntArray:
+        """original code -> compressed code."""
+        out = np.full(self.original_size, self.keep.size, dtype=np.int64)
+        out[self.keep] = np.arange(self.keep.size)
+        return out
+
+    def compress_values(self, values: FloatArray) -> FloatArray:
+        """Sum a vector over the original codes into the compressed codes."""
+        return np.bincount(self.mapping(), weights=values, minlength=self.size).astype(np.float64)
+
+    def expand(self, codes: IntArray, gen: np.random.Generator) -> IntArray:
+        """Compressed codes back to original codes (the rare code drawn among its members)."""
+        out = np.empty(codes.shape, dtype=np.int64)
+        kept = codes < self.keep.size
+        out[kept] = self.keep[codes[kept]]
+        n_rare = int((~kept).sum())
+        if n_rare:
+            w = self.rare_weights
+            p = w / w.sum() if w.sum() > 0 else np.full(self.rare.size, 1.0 / self.rare.size)
+            out[~kept] = self.rare[gen.choice(self.rare.size, size=n_rare, p=p)]
+        return out
+
+
+def compress(
+    noisy: FloatArray, sigma: float, *, threshold_sigmas: float = 3.0, max_size: int = 1000
+) -> Compression:
+    """MST's compression of a noisy 1-way marginal: keep codes with count >= 3 sigma (at most
+    ``max_size - 1`` of them, the largest), merge the rest into one rare code."""
+    supported = noisy >= threshold_sigmas * sigma
+    if supported.sum() > max_size - 1:
+        top = np.argsort(-noisy, kind="stable")[: max_size - 1]
+        supported = np.zeros(noisy.size, dtype=bool)
+        supported[top] = True
+    keep = np.flatnonzero(supported).astype(np.int64)
+    rare = np.flatnonzero(~supported).astype(np.int64)
+    if rare.size == 1:  # a single rare code stays itself
+        keep = np.arange(noisy.size, dtype=np.int64)
+        rare = np.zeros(0, dtype=np.int64)
+    weights = np.maximum(noisy[rare], 0.0) if rare.size else np.zeros(0)
+    return Compression(keep=keep, rare=rare, rare_weights=weights, original_size=int(noisy.size))

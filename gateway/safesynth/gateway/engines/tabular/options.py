@@ -1,0 +1,80 @@
+"""The tabular engine's options (``SynthesisRequest.options``) and their documented defaults.
+
+Budget split (``split``): fractions of the privacy budget, in zCDP terms (each step's rho share),
+normalised over the steps the plan actually needs:
+
+==========  =======  ===================================================================
+key         default  what it pays for
+==========  =======  ===================================================================
+schema      0.10     DP bounds, DP quantile bins, DP category selection (only for columns
+                     whose schema gives no bounds / categories; public facts cost nothing)
+count       0.01     the DP row count (only when ``rows`` is None: "as many as the original")
+one_way     0.25     noisy 1-way marginals of every modelled column (Gaussian)
+select      0.14     the spanning tree: n-1 exponential mechanisms (MST's selection)
+two_way     0.50     noisy 2-way marginals on the tree's edges (Gaussian)
+==========  =======  ===================================================================
+
+Inside ``schema`` each column's steps weigh: bounds 1, fine histogram (quantile bins) 2, category
+selection 1. One noise multiplier scales every step; it is found by bisection with the accountant
+so that the composed cost is at most the requested epsilon at the requested delta.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from safesynth.gateway.engines.base import InvalidRequest
+
+__all__ = ["DEFAULT_SPLIT", "TabularOptions", "parse_options"]
+
+DEFAULT_SPLIT: dict[str, float] = {
+    "schema": 0.10,
+    "count": 0.01,
+    "one_way": 0.25,
+    "select": 0.14,
+    "two_way": 0.50,
+}
+
+
+class TabularOptions(BaseModel):
+    """Options of the tabular engine; every field has a documented default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    split: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_SPLIT))
+    numeric_bins: int = Field(default=16, ge=2, le=256, description="max DP quantile bins per numeric column")
+    fine_cells: int = Field(default=256, ge=8, le=4096, description="cells of the fine numeric grid")
+    bins: Literal["quantile", "uniform"] = Field(
+        default="quantile", description="'uniform' bins cost nothing but need public bounds"
+    )
+    bounds_tail: float = Field(default=0.005, gt=0, lt=0.25, description="tail mass cut by DP bounds")
+    partition_delta_share: float = Field(
+        default=0.25, gt=0, lt=1, description="share of delta given to DP category selection"
+    )
+    text_batch_size: int = Field(default=8, ge=1, le=256)
+    text_temperature: float = Field(default=0.8, ge=0, le=2)
+
+    @field_validator("split")
+    @classmethod
+    def _split(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = set(value) - set(DEFAULT_SPLIT)
+        if unknown:
+            raise ValueError(f"unknown split keys {sorted(unknown)}; known: {sorted(DEFAULT_SPLIT)}")
+        merged = {**DEFAULT_SPLIT, **value}
+        for key, share in merged.items():
+            if not share > 0 or share != share:
+                raise ValueError(f"split[{key!r}] must be > 0")
+        return merged
+
+
+def parse_options(options: Mapping[str, Any]) -> TabularOptions:
+    """Validate ``request.options``; ``InvalidRequest`` names the bad option."""
+    try:
+        return TabularOptions.model_validate(dict(options))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise InvalidRequest(f"invalid option {where!r}: {first.get('msg')}") from exc
