@@ -106,7 +106,7 @@ def _classifier_matrix(encoder: MixedEncoder, t: EncodedTable) -> F64:
         if sl.kind == "categorical":
             cols.append(np.minimum(t.codes[sl.name], 250).astype(np.float64))
         else:
-            cols.append(t.values[sl.name])
+            cols.append(np.nan_to_num(t.values[sl.name], nan=-1.0))  # null: a value of its own
     return np.column_stack(cols) if cols else np.zeros((t.n, 0))
 
 

@@ -334,7 +334,11 @@ def _run(
             scores["domias_kde"] = syn_scan.log_density - ref_scan.log_density
         if "classifier" in run:
             step("classifier attack", 0.3)
-            cs = atk.classifier_scores(encoder, enc_pool, enc_syn, enc_ref, seed=design.attack_seed)
+            try:
+                cs = atk.classifier_scores(encoder, enc_pool, enc_syn, enc_ref, seed=design.attack_seed)
+            except ValueError as exc:  # a degenerate table scikit-learn refuses; the other attacks stand
+                cs = None
+                notes.append(f"classifier attack failed: {exc}")
             if cs is None:
                 notes.append("classifier attack skipped: too few rows")
             else:
