@@ -116,6 +116,16 @@ def _coded_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _not_implemented(request: Request, exc: Exception) -> JSONResponse:
+    return problem_response(
+        501,
+        "not_implemented",
+        "Not implemented",
+        "this part of the gateway is not available in this build",
+        instance=request.url.path,
+    )
+
+
 def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     _log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(
@@ -138,4 +148,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DPError, _coded_error)
     app.add_exception_handler(EngineError, _coded_error)
     app.add_exception_handler(SettingsError, _coded_error)
+    app.add_exception_handler(NotImplementedError, _not_implemented)
     app.add_exception_handler(Exception, _internal_error)

@@ -7,6 +7,7 @@ the home is 0700, readable by its owner only. Heavy imports happen inside the co
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +35,8 @@ def _fail(exc: Exception) -> None:
 
 def _settings(home: Path | None, config: Path | None, **values: Any) -> GatewaySettings:
     from safesynth.gateway.settings import load_settings
+
+    os.umask(0o077)  # every file this process creates in the home is private (0600 / 0700)
 
     given = {k: v for k, v in values.items() if v is not None}
     if home is not None:
@@ -171,7 +174,7 @@ def token_create(
 
     try:
         with _gateway(home, config) as gateway:
-            created = gateway.create_token(None, TokenCreate(name=name, role=role, datasets=datasets))  # type: ignore[arg-type]
+            created = gateway.create_token(None, TokenCreate(name=name, role=role, datasets=datasets))
     except _errors() as exc:
         _fail(exc)
         return

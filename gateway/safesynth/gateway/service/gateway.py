@@ -114,7 +114,7 @@ class Gateway:
         return wire.ServiceInfo(
             version=package_version("safesynth"),
             ledger_origin=self.settings.ledger_origin,
-            ledger_key_id=str(getattr(self.signer, "name", "")) or None,
+            ledger_key_id=self.signer.verifier().key_id.hex(),
             ledger_public_key=base64.b64encode(self.signer.public_key_bytes()).decode(),
             engines=tuple(engine_names()),
         )
@@ -414,7 +414,6 @@ class Gateway:
 
     def _run_synthesis(self, handle: JobHandle, record: DatasetRecord, plan: Plan, spend_seq: int) -> str:
         from safesynth.gateway.dp.rng import RandomSource
-
         from safesynth.gateway.engines import get_engine
         from safesynth.gateway.engines.base import EngineContext
 
@@ -474,9 +473,12 @@ class Gateway:
         design = self.datasets.design(record.id)
         if design is None:
             return
-        try:
-            from safesynth.gateway.audit import quality_report, run_audit
-        except ImportError:
+        import importlib
+
+        audit_module = importlib.import_module("safesynth.gateway.audit")
+        run_audit = getattr(audit_module, "run_audit", None)
+        quality_report = getattr(audit_module, "quality_report", None)
+        if run_audit is None:
             return
         holdout = self.datasets.load(record.id, "holdout")
         try:
@@ -506,6 +508,8 @@ class Gateway:
         )
         quality_json: dict[str, Any] | None = None
         try:
+            if quality_report is None:
+                raise LookupError("no quality report in this build")
             quality = quality_report(train, holdout, synthetic, record.schema)
             quality_json = _json_ready(quality.to_json())
         except Exception as exc:
@@ -526,7 +530,7 @@ class Gateway:
             dataset=record.dataset,
             kind=record.kind,
             engine=record.engine,
-            state=record.state,  # type: ignore[arg-type]
+            state=record.state,
             stage=record.stage[:200],
             progress=min(1.0, max(0.0, record.progress)),
             eta_seconds=record.eta_seconds,
@@ -665,7 +669,6 @@ class Gateway:
     ) -> wire.QueryResult:
         """Answer a DP statistic; an identical earlier query's answer is returned at no cost."""
         from safesynth.gateway.dp.rng import RandomSource
-
         from safesynth.gateway.service.queries import plan_query, run_query
 
         principal.require(A, N)
@@ -769,7 +772,7 @@ class Gateway:
     def checkpoint(self, principal: Principal) -> wire.Checkpoint:
         """The latest signed checkpoint."""
         self.require_ledger_reader(principal)
-        return _checkpoint_wire(self.ledger.latest_checkpoint(), self.settings.ledger_origin)
+        return _checkpoint_wire(self.ledger.latest_checkpoint())
 
     def inclusion_proof(self, principal: Principal, seq: int, tree_size: int | None) -> wire.InclusionProof:
         """RFC 6962 inclusion proof of an entry."""
@@ -778,7 +781,7 @@ class Gateway:
         if not 0 <= seq < size or (tree_size is not None and not seq < tree_size <= size):
             raise NotFound(f"no entry {seq} in a tree of size {tree_size or size}")
         proof = self.ledger.inclusion_proof(seq, tree_size=tree_size)
-        return _inclusion_wire(proof, seq, tree_size or size)
+        return _inclusion_wire(proof)
 
     def consistency_proof(self, principal: Principal, old: int, new: int) -> wire.ConsistencyProof:
         """RFC 6962 consistency proof between two sizes."""
@@ -786,7 +789,7 @@ class Gateway:
         if not 0 <= old <= new <= self.ledger.size:
             raise InvalidRequest("need 0 <= old <= new <= the ledger's size")
         proof = self.ledger.consistency_proof(old, new)
-        return wire.ConsistencyProof(old_size=old, new_size=new, proof=tuple(_hexes(proof)))
+        return wire.ConsistencyProof(old_size=old, new_size=new, proof=tuple(_b64(h) for h in proof.hashes))
 
     def export_ledger(self, principal: Principal) -> bytes:
         """The export bundle as a zip archive."""
@@ -806,13 +809,8 @@ class Gateway:
             return buffer.getvalue()
 
     def public_key_text(self) -> str:
-        """The ledger's public key file contents (verifier key, public)."""
-        vkey = getattr(self.signer.verifier(), "vkey", None)
-        if vkey is None:
-            import base64
-
-            return base64.b64encode(self.signer.public_key_bytes()).decode() + "\n"
-        return str(vkey() if callable(vkey) else vkey) + "\n"
+        """The ledger's verifier key (``name+keyid+base64``, the C2SP note format), public."""
+        return self.signer.verifier().vkey() + "\n"
 
 
 # =================================================================================== wire helpers
@@ -837,49 +835,45 @@ def _timestamp(value: Any) -> datetime:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
-def _hexes(values: Any) -> list[str]:
-    if values is None:
-        return []
-    if hasattr(values, "proof"):
-        values = values.proof
-    if hasattr(values, "hashes"):
-        values = values.hashes
-    return [v.hex() if isinstance(v, bytes | bytearray) else str(v) for v in values]
+def _b64(value: bytes) -> str:
+    import base64
 
-
-def _hex(value: Any) -> str:
-    return value.hex() if isinstance(value, bytes | bytearray) else str(value)
+    return base64.b64encode(bytes(value)).decode("ascii")
 
 
 def _entry_wire(entry: Any) -> wire.LedgerEntry:
-    leaf = getattr(entry, "leaf_hash", None)
-    if callable(leaf):
-        leaf = leaf()
+    from safesynth.ledger.entry import entry_leaf_hash
+
     return wire.LedgerEntry(
         seq=int(entry.seq),
         kind=str(entry.kind),
         payload=json.loads(json.dumps(dict(entry.payload))),
         timestamp=_timestamp(entry.timestamp),
         actor=str(entry.actor)[:200],
-        entry_hash=None if leaf is None else _hex(leaf),
+        entry_hash=_b64(entry_leaf_hash(entry.canonical_bytes)),
     )
 
 
-def _checkpoint_wire(signed: Any, origin: str) -> wire.Checkpoint:
-    text = signed.text() if callable(getattr(signed, "text", None)) else str(getattr(signed, "text", signed))
-    lines = text.split("\n")
-    size = int(lines[1]) if len(lines) > 1 and lines[1].isdigit() else 0
-    root = lines[2] if len(lines) > 2 else ""
+def _checkpoint_wire(signed: Any) -> wire.Checkpoint:
+    """A signed checkpoint; hashes in base64 as in the C2SP checkpoint text."""
     return wire.Checkpoint(
-        origin=(lines[0] or origin)[:200], size=size, root_hash=root[:200], note=text[:20000]
+        origin=str(signed.checkpoint.origin)[:200],
+        size=int(signed.size),
+        root_hash=_b64(signed.root_hash),
+        note=str(signed.text)[:20000],
     )
 
 
-def _inclusion_wire(proof: Any, seq: int, tree_size: int) -> wire.InclusionProof:
-    leaf = getattr(proof, "leaf_hash", b"")
-    root = getattr(proof, "root_hash", getattr(proof, "root", b""))
+def _inclusion_wire(proof: Any) -> wire.InclusionProof:
+    from safesynth.ledger.entry import entry_leaf_hash
+
     return wire.InclusionProof(
-        seq=seq, tree_size=tree_size, leaf_hash=_hex(leaf), proof=tuple(_hexes(proof)), root_hash=_hex(root)
+        seq=int(proof.entry.seq),
+        tree_size=int(proof.tree_size),
+        leaf_hash=_b64(entry_leaf_hash(proof.entry.canonical_bytes)),
+        proof=tuple(_b64(h) for h in proof.hashes),
+        root_hash=_b64(proof.checkpoint.root_hash),
+        checkpoint=_checkpoint_wire(proof.checkpoint),
     )
 
 

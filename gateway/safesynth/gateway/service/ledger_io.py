@@ -1,8 +1,8 @@
-"""The gateway's handle on the ledger: one store per process, calls serialized by a lock.
+"""The gateway's handle on the ledger: one thread-safe store per process.
 
-The ledger's own ``BEGIN IMMEDIATE`` transactions serialize writers across processes; the lock here
-serializes the threads of one process around the store's connection. Iterators are materialized
-inside the lock. Payload helpers turn floats into decimal strings (the ledger refuses floats).
+The store is thread-safe and multi-process safe (``BEGIN IMMEDIATE``; concurrent appends from the
+process's threads are group-committed, each with its own ``check``). This wrapper materializes entry
+pages and offers :func:`ledger_safe` (the ledger refuses floats: they become decimal strings).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def ledger_safe(value: Any) -> Any:
 
 
 class LockedLedger:
-    """A :class:`~safesynth.ledger.LedgerStore` whose methods are serialized by one lock."""
+    """A :class:`~safesynth.ledger.LedgerStore` with paging helpers (the lock guards only the wrapper)."""
 
     def __init__(self, store: LedgerStore, signer: Signer) -> None:
         self.store = store
@@ -55,8 +55,7 @@ class LockedLedger:
     @property
     def size(self) -> int:
         """Number of entries."""
-        with self._lock:
-            return int(self.store.size)
+        return int(self.store.size)
 
     def append(
         self,
@@ -66,21 +65,19 @@ class LockedLedger:
         actor: str,
         check: Callable[[Any], None] | None = None,
     ) -> Any:
-        """Append one entry (``check`` runs inside the ledger transaction)."""
-        with self._lock:
-            return self.store.append(kind, payload, actor=actor, check=check)
+        """Append one entry (``check`` runs inside the ledger transaction); group-committed."""
+        return self.store.append(kind, payload, actor=actor, check=check)
 
     def entries(
         self, start_seq: int = 0, kinds: Sequence[str] | None = None, limit: int | None = None
     ) -> list[Any]:
         """Entries from ``start_seq`` (of ``kinds``), at most ``limit``."""
         out: list[Any] = []
-        with self._lock:
-            iterator: Iterable[Any] = self.store.entries(start_seq=start_seq, kinds=kinds)
-            for entry in iterator:
-                out.append(entry)
-                if limit is not None and len(out) >= limit:
-                    break
+        iterator: Iterable[Any] = self.store.entries(start_seq=start_seq, kinds=kinds)
+        for entry in iterator:
+            out.append(entry)
+            if limit is not None and len(out) >= limit:
+                break
         return out
 
     def get(self, seq: int) -> Any:

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from safesynth.gateway.dp.events import DiscreteLaplaceEvent, DpEvent, ExponentialEvent, LaplaceEvent
-
 from safesynth.gateway.service.errors import InvalidRequest
 from safesynth.sdk.models import Filter, QueryRequest
 from safesynth.sdk.schema import ColumnKind, DatasetSchema
@@ -33,6 +32,7 @@ from safesynth.sdk.schema import ColumnKind, DatasetSchema
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
+
     from safesynth.gateway.dp.rng import RandomSource
 
 __all__ = ["QueryAnswer", "QueryPlan", "apply_filters", "bound_contributions", "plan_query", "run_query"]
@@ -259,6 +259,7 @@ def run_query(plan: QueryPlan, schema: DatasetSchema, data: pd.DataFrame, rng: R
         mean = noisy_sum / max(noisy_count, 1.0)
         return QueryAnswer(value=float(min(max(mean, plan.lower), plan.upper)))
     if request.kind == "histogram":
+        bars: tuple[tuple[str, float | None, float | None, float], ...]
         if plan.edges:
             values = column.dropna().astype(float).clip(plan.edges[0], plan.edges[-1]).to_numpy()
             counts, _ = np.histogram(values, bins=np.asarray(plan.edges))

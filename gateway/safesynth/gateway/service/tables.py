@@ -55,7 +55,8 @@ def _load(source: Path | bytes, fmt: TableFormat, max_rows: int) -> pd.DataFrame
         parquet = pq.ParquetFile(handle)
         if parquet.metadata.num_rows > max_rows:
             raise PayloadTooLarge(f"the table has more than {max_rows} rows (the gateway's limit)")
-        return parquet.read().to_pandas()
+        frame: pd.DataFrame = parquet.read().to_pandas()
+        return frame
     except (PayloadTooLarge, InvalidRequest):
         raise
     except UnicodeDecodeError:
