@@ -396,9 +396,10 @@ class LedgerStore:
     def self_check(self) -> SignedCheckpoint:
         """The fast check run on open. Raises StoreIntegrityError / ForkDetectedError."""
         with self._lock:
+            guard = read_guard(self.path)  # before the snapshot: the side file only trails commits
             self._conn.execute("BEGIN")
             try:
-                latest = self._self_check()
+                latest = self._self_check(guard)
             finally:
                 self._conn.execute("COMMIT")
         return latest
@@ -413,7 +414,7 @@ class LedgerStore:
             raise StoreIntegrityError(f"checkpoint stored for size {size} says size {cp.size}")
         return cp
 
-    def _self_check(self) -> SignedCheckpoint:
+    def _self_check(self, guard: str | None) -> SignedCheckpoint:
         problems = schema_problems(self._db)
         if problems:
             raise StoreIntegrityError("ledger schema was altered: " + "; ".join(problems))
@@ -439,13 +440,12 @@ class LedgerStore:
         if frontier.root() != cp.root_hash:
             raise StoreIntegrityError("the stored tree's root differs from the latest signed checkpoint")
         self._frontier = frontier
-        self._check_fork_guard(history, size)
+        self._check_fork_guard(guard, history, size)
         return SignedCheckpoint.parse(note_row[0])
 
-    def _check_fork_guard(self, history: KeyHistory, size: int) -> None:
+    def _check_fork_guard(self, text: str | None, history: KeyHistory, size: int) -> None:
         if not self._fork_guard:
             return
-        text = read_guard(self.path)
         if text is None:
             if self._signer is not None:
                 raise ForkDetectedError(
@@ -470,9 +470,10 @@ class LedgerStore:
     def full_check(self) -> SignedCheckpoint:
         """Recompute every leaf and stored node, and verify every checkpoint. O(n); for audits."""
         with self._lock:
+            guard = read_guard(self.path)
             self._conn.execute("BEGIN")
             try:
-                latest = self._self_check()
+                latest = self._self_check(guard)
                 history = self._key_history()
                 frontier = Frontier()
                 nodes = self._conn.execute("SELECT level, idx, hash FROM nodes ORDER BY idx, level")
