@@ -1,0 +1,156 @@
+"""Noise calibration and its inverse, rounded conservatively (never less noise, never less epsilon).
+
+* Laplace: scale = sensitivity / epsilon (L1 sensitivity), rounded up.
+* Gaussian: the analytic Gaussian mechanism (Balle & Wang 2018, Theorem 8): the mechanism with
+  noise N(0, sigma^2) and L2 sensitivity D is (epsilon, delta)-DP iff
+  ``delta >= Phi(D/(2 sigma) - epsilon sigma/D) - e^epsilon Phi(-D/(2 sigma) - epsilon sigma/D)``.
+  With mu = D / sigma this is exactly the privacy profile of mu-Gaussian DP (Dong, Roth & Su 2019,
+  Corollary 2.13), which also covers ``count``-fold composition: mu_total = sqrt(count) * D / sigma.
+  We solve the profile by bisection and return the conservative end of the bracket, verified
+  against the target with a relative safety margin of 1e-9 on delta.
+"""
+
+from __future__ import annotations
+
+import math
+
+from safesynth.gateway.dp._validate import check_count, check_delta, check_positive
+from safesynth.gateway.dp.errors import InvalidParameter
+
+__all__ = [
+    "gaussian_delta",
+    "gaussian_epsilon",
+    "gaussian_sigma",
+    "gaussian_sigma_for_rho",
+    "gdp_delta",
+    "gdp_epsilon",
+    "gdp_mu_for",
+    "laplace_epsilon",
+    "laplace_scale",
+]
+
+#: relative slack on delta when verifying a bracket end (covers float error of the profile).
+_DELTA_SLACK = 1e-9
+
+
+def _up(x: float) -> float:
+    return math.nextafter(x, math.inf)
+
+
+def _down(x: float) -> float:
+    return math.nextafter(x, 0.0)
+
+
+def laplace_scale(epsilon: float, sensitivity: float = 1.0) -> float:
+    """Laplace scale b = sensitivity / epsilon (rounded up) for an epsilon-DP release."""
+    eps = check_positive("epsilon", epsilon)
+    sens = check_positive("sensitivity", sensitivity)
+    return _up(sens / eps)
+
+
+def laplace_epsilon(scale: float, sensitivity: float = 1.0) -> float:
+    """The epsilon of the Laplace mechanism with this scale (rounded up)."""
+    b = check_positive("scale", scale)
+    sens = check_positive("sensitivity", sensitivity)
+    return _up(sens / b)
+
+
+def gdp_delta(mu: float, epsilon: float) -> float:
+    """delta(epsilon) of mu-GDP: Phi(-eps/mu + mu/2) - e^eps Phi(-eps/mu - mu/2) (exact profile)."""
+    from scipy.special import log_ndtr
+
+    m = check_positive("mu", mu)
+    if math.isnan(epsilon) or math.isinf(epsilon):
+        raise InvalidParameter("epsilon", "must be finite")
+    eps = float(epsilon)
+    la = float(log_ndtr(-eps / m + m / 2.0))
+    lb = float(log_ndtr(-eps / m - m / 2.0)) + eps
+    if lb >= la:
+        return 0.0
+    return max(0.0, math.exp(la) * -math.expm1(lb - la))
+
+
+def gdp_epsilon(mu: float, delta: float) -> float:
+    """Smallest epsilon >= 0 with gdp_delta(mu, epsilon) <= delta, rounded up (bisection)."""
+    m = check_positive("mu", mu)
+    d = check_delta("delta", delta)
+    target = d * (1.0 - _DELTA_SLACK)
+    if gdp_delta(m, 0.0) <= target:
+        return 0.0
+    lo, hi = 0.0, max(1.0, m * m / 2.0 + m * math.sqrt(2.0 * math.log(1.0 / d)) + 1.0)
+    while gdp_delta(m, hi) > target:
+        lo, hi = hi, hi * 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if mid in (lo, hi):
+            break
+        if gdp_delta(m, mid) > target:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-13 * hi:
+            break
+    return _up(hi)
+
+
+def gdp_mu_for(epsilon: float, delta: float) -> float:
+    """Largest mu (rounded down) with gdp_delta(mu, epsilon) <= delta."""
+    eps = check_positive("epsilon", epsilon)
+    d = check_delta("delta", delta)
+    target = d * (1.0 - _DELTA_SLACK)
+    lo, hi = 0.0, 1.0
+    while gdp_delta(hi, eps) <= target:
+        lo, hi = hi, hi * 2.0
+        if hi > 1e6:
+            raise InvalidParameter("epsilon", "too large to calibrate")
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if mid in (lo, hi):
+            break
+        if gdp_delta(mid, eps) <= target:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-13 * hi:
+            break
+    if lo <= 0.0:
+        raise InvalidParameter("delta", "too small for this epsilon")
+    return _down(lo)
+
+
+def gaussian_delta(sigma: float, epsilon: float, sensitivity: float = 1.0, count: int = 1) -> float:
+    """Exact delta of ``count`` Gaussian releases with noise sigma and L2 sensitivity at epsilon."""
+    s = check_positive("sigma", sigma)
+    sens = check_positive("sensitivity", sensitivity)
+    k = check_count("count", count)
+    return gdp_delta(math.sqrt(k) * sens / s, epsilon)
+
+
+def gaussian_epsilon(sigma: float, delta: float, sensitivity: float = 1.0, count: int = 1) -> float:
+    """The epsilon (rounded up) of ``count`` Gaussian releases with this sigma at ``delta``."""
+    s = check_positive("sigma", sigma)
+    sens = check_positive("sensitivity", sensitivity)
+    k = check_count("count", count)
+    return gdp_epsilon(_up(math.sqrt(k) * sens / s), delta)
+
+
+def gaussian_sigma(epsilon: float, delta: float, sensitivity: float = 1.0, count: int = 1) -> float:
+    """The analytic-Gaussian sigma (rounded up) so that ``count`` releases are (epsilon, delta)-DP."""
+    sens = check_positive("sensitivity", sensitivity)
+    k = check_count("count", count)
+    eps = check_positive("epsilon", epsilon)
+    d = check_delta("delta", delta)
+    # calibrate a hair inside the target so that gaussian_epsilon(gaussian_sigma(e)) <= e (round trip)
+    mu = gdp_mu_for(eps * (1.0 - 1e-10), d * (1.0 - 1e-9))
+    sigma = _up(_up(math.sqrt(k) * sens) / mu)
+    # verify (defensive: the profile is monotone in sigma)
+    while gdp_delta(_up(math.sqrt(k) * sens / sigma), epsilon) > delta:
+        sigma = _up(sigma * (1.0 + 1e-12))
+    return sigma
+
+
+def gaussian_sigma_for_rho(rho: float, sensitivity: float = 1.0) -> float:
+    """sigma so that the Gaussian mechanism is rho-zCDP: sigma = sensitivity / sqrt(2 rho), rounded up."""
+    r = check_positive("rho", rho)
+    sens = check_positive("sensitivity", sensitivity)
+    return _up(sens / math.sqrt(2.0 * r))
