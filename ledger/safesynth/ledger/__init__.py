@@ -5,6 +5,9 @@ checkpoints are Ed25519 C2SP signed notes; the store is SQLite (sqlite-utils is 
 store is opened, so the offline verifier runs on the base install).
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from safesynth.ledger.checkpoint import (
     Checkpoint,
     NoteSignature,
@@ -30,8 +33,26 @@ from safesynth.ledger.errors import (
 from safesynth.ledger.keyhistory import ROTATION_KIND, KeyHistory, KeyPeriod
 from safesynth.ledger.keys import Signer, Verifier, load_verifier
 from safesynth.ledger.proofs import ConsistencyProof, InclusionProof, SignedCheckpoint, verify_proof_bundle
-from safesynth.ledger.store import AppendRequest, AppendResult, LedgerStore
-from safesynth.ledger.view import LedgerView, Projection
+
+if TYPE_CHECKING:
+    from safesynth.ledger.store import AppendRequest, AppendResult, LedgerStore
+    from safesynth.ledger.view import LedgerView, Projection
+
+_LAZY = {
+    "AppendRequest": "safesynth.ledger.store",
+    "AppendResult": "safesynth.ledger.store",
+    "LedgerStore": "safesynth.ledger.store",
+    "LedgerView": "safesynth.ledger.view",
+    "Projection": "safesynth.ledger.view",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load the store (and sqlite3) only when it is used: verification needs neither."""
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ENTRY_TAG",

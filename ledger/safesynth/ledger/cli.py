@@ -18,6 +18,7 @@ import click
 from safesynth.ledger.errors import LedgerError, LedgerVerificationError
 
 if TYPE_CHECKING:
+    from safesynth.ledger.keys import Verifier
     from safesynth.ledger.store import LedgerStore
 
 __all__ = ["ledger"]
@@ -36,6 +37,14 @@ def _die(exc: LedgerError, code: int = 1) -> NoReturn:
         payload.update(step=exc.step, seq=exc.seq)
     click.echo(json.dumps(payload, sort_keys=True), err=True)
     sys.exit(code)
+
+
+def _witness_key(path: Path) -> Verifier:
+    """A witness public key file; a plain note key (type 0x01) is taken as its cosignature/v1 key."""
+    from safesynth.ledger.keys import ALG_COSIGNATURE_V1, Verifier, load_verifier
+
+    v = load_verifier(path)
+    return v if v.is_witness else Verifier(v.name, v.public_key, ALG_COSIGNATURE_V1)
 
 
 def _open(ledger_path: Path, key: Path | None) -> LedgerStore:
@@ -201,7 +210,7 @@ def verify(
 
     try:
         key = load_verifier(public_key)
-        witnesses = [load_verifier(w) for w in witness_keys]
+        witnesses = [_witness_key(w) for w in witness_keys]
         if path.is_dir():
             from safesynth.ledger.verify import verify_export
 
@@ -311,11 +320,9 @@ def cosign(checkpoint: Path, key: Path, public_key: Path) -> None:
 )
 def add_cosignature(ledger_path: Path, note: Path, witness_key: Path) -> None:
     """Store a witness cosignature (a note produced by `cosign`) with its checkpoint."""
-    from safesynth.ledger.keys import load_verifier
-
     try:
         with _open(ledger_path, None) as store:
-            cp = store.add_cosignature(note.read_text(encoding="utf-8"), load_verifier(witness_key))
+            cp = store.add_cosignature(note.read_text(encoding="utf-8"), _witness_key(witness_key))
     except LedgerError as exc:
         _die(exc)
     _emit({"size": cp.size, "checkpoint": cp.text})

@@ -11,12 +11,14 @@ changed. The ledger stays the only authority.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Collection, Iterator
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from safesynth.ledger.entry import Entry, parse_entry_json
 from safesynth.ledger.errors import LedgerError
+
+if TYPE_CHECKING:
+    import sqlite3
 
 __all__ = ["EntrySource", "LedgerView", "Projection", "read_entries", "read_entry"]
 
