@@ -136,3 +136,9 @@ def _sms_frame(n_ham: int = 60, n_spam: int = 20, seed: int = 0) -> Any:
 def make_sms() -> Any:
     """A factory of small labelled SMS-like tables: make_sms(n_ham, n_spam, seed)."""
     return _sms_frame
+
+
+@pytest.fixture
+def runner_factory() -> Any:
+    """The FakeRunner class (to make several independent runners in one test)."""
+    return FakeRunner

@@ -147,17 +147,17 @@ class CandidateGenerator:
     on_batch: Callable[[int], None] | None = None
     stats: GenerationStats = field(default_factory=GenerationStats)
 
-    def _generate(self, prompts: Sequence[ChatMessages], gen: np.random.Generator) -> list[str]:
+    def _generate(self, prompts: Sequence[ChatMessages], base_seed: int) -> list[str]:
+        """Generate in batches; prompt ``j`` always uses seed ``base_seed + j`` (batching-independent)."""
         out: list[str] = []
         for start in range(0, len(prompts), self.batch_size):
             chunk = prompts[start : start + self.batch_size]
-            seed = int(gen.integers(0, 2**31 - 1))
             results = self.runner.generate_batch(
                 list(chunk),
                 max_tokens=self.budget.max_tokens,
                 temperature=self.budget.temperature,
                 top_p=self.budget.top_p,
-                seed=seed,
+                seed=base_seed + start,
                 stop=["\n\n"],
             )
             for r in results:
@@ -176,10 +176,12 @@ class CandidateGenerator:
         """``n`` fresh candidates for ``label`` (empty outputs retried once, then dropped)."""
         if n <= 0:
             return []
-        texts = self._generate([self.prompts.random_prompt(label, gen) for _ in range(n)], gen)
+        base_seed = _base_seed(gen)
+        # the j-th prompt and seed depend only on the first j draws: a larger n extends a smaller one
+        texts = self._generate([self.prompts.random_prompt(label, gen) for _ in range(n)], base_seed)
         missing = [i for i, t in enumerate(texts) if not t]
         if missing:
-            retry = self._generate([self.prompts.random_prompt(label, gen) for _ in missing], gen)
+            retry = self._generate([self.prompts.random_prompt(label, gen) for _ in missing], _base_seed(gen))
             for i, t in zip(missing, retry, strict=True):
                 texts[i] = t
         return [t for t in texts if t]
@@ -188,5 +190,11 @@ class CandidateGenerator:
         """One variation per parent, in order (an empty output falls back to the parent itself)."""
         if not parents:
             return []
-        texts = self._generate([self.prompts.variation_prompt(p, label, gen) for p in parents], gen)
+        base_seed = _base_seed(gen)
+        texts = self._generate([self.prompts.variation_prompt(p, label, gen) for p in parents], base_seed)
         return [t if t else p for t, p in zip(texts, parents, strict=True)]
+
+
+def _base_seed(gen: np.random.Generator) -> int:
+    """A generation seed with room for ``+ j`` offsets below llama.cpp's 32-bit limit."""
+    return int(gen.integers(0, 2**31))
