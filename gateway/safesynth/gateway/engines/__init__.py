@@ -20,6 +20,7 @@ __all__ = ["ENGINES", "EngineError", "UnknownEngine", "engine_names", "get_engin
 #: engine name -> "module:attribute" of a zero-argument factory returning an Engine.
 ENGINES: dict[str, str] = {
     "tabular": "safesynth.gateway.engines.tabular.engine:TabularEngine",
+    "text": "safesynth.gateway.engines.text.engine:TextEngine",
 }
 
 
