@@ -15,16 +15,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-pytest.importorskip("safesynth.gateway.dp.filter", reason="the DP core filter is not in this checkout yet")
-
 sys.path.insert(0, str(Path(__file__).parents[1] / "unit" / "gateway" / "api"))
 
-from gw_fixtures import SCHEMA, csv_bytes, verify_zip
+from gw_fixtures import SCHEMA, csv_bytes, require_dp, verify_zip
 from gw_server import init, running, settings_for
-from safesynth.gateway.dp.filter import PrivacyFilter
 
+from safesynth.gateway.dp.filter import PrivacyFilter
 from safesynth.gateway.service.queries import plan_query
 from safesynth.sdk.models import QueryRequest
+
+require_dp()
 
 N_REQUESTS = 40
 EPSILON = 0.5

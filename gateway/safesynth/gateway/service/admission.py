@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from safesynth.gateway.dp.accountant import compose
+from safesynth.gateway.dp.errors import BudgetExceeded
 from safesynth.gateway.dp.events import DpEvent, event_from_json
 from safesynth.gateway.dp.filter import FilterState, PrivacyFilter
-
-from safesynth.gateway.dp.errors import BudgetExceeded
 from safesynth.gateway.service.errors import BudgetExhausted
 from safesynth.gateway.service.ledger_io import LockedLedger
 from safesynth.ledger.entry import decimal_string
@@ -89,7 +88,12 @@ class Admission:
             payload = entry.payload
             if payload.get("dataset") != dataset:
                 continue
-            state = flt.record(state, spend_events(payload))
+            decision = flt.decide(state, spend_events(payload))
+            if not decision.admitted:
+                # A committed spend the filter would not admit again (e.g. a budget recorded with a
+                # different rule): refuse everything from now on rather than guess.
+                raise BudgetExceeded("the dataset's recorded spends exceed its budget under the current rule")
+            state = decision.new_state
         return state
 
     def state(self, dataset: str, flt: PrivacyFilter) -> FilterState:
@@ -105,13 +109,14 @@ class Admission:
         flt = PrivacyFilter(epsilon_total, delta_total)
         state = self.state(dataset, flt)
         decision = flt.decide(state, ())
+        delta_spent = float(getattr(state, "delta_spent", 0.0))
         return BudgetStatus(
             epsilon_total=epsilon_total,
             delta_total=delta_total,
-            epsilon_spent=float(decision.epsilon_spent),
-            delta_spent=float(decision.delta_spent),
+            epsilon_spent=max(0.0, float(decision.epsilon_spent)),
+            delta_spent=delta_spent,
             epsilon_remaining=max(0.0, float(decision.epsilon_remaining)),
-            delta_remaining=max(0.0, float(decision.delta_remaining)),
+            delta_remaining=max(0.0, delta_total - delta_spent),
             rule=decision.rule,
         )
 
@@ -123,13 +128,14 @@ class Admission:
         decision = flt.decide(self.state(dataset, flt), tuple(events))
         status = self.status(dataset, epsilon_total, delta_total)
         if decision.admitted:
+            delta_after = float(getattr(decision.new_state, "delta_spent", 0.0))
             status = BudgetStatus(
                 epsilon_total,
                 delta_total,
                 status.epsilon_spent,
                 status.delta_spent,
                 max(0.0, float(decision.epsilon_remaining)),
-                max(0.0, float(decision.delta_remaining)),
+                max(0.0, delta_total - delta_after),
                 decision.rule,
             )
         return bool(decision.admitted), status
@@ -150,6 +156,7 @@ class Admission:
         flt = PrivacyFilter(epsilon_total, delta_total)
         events = tuple(events)
         cost = compose(list(events), delta=delta)
+        rule = flt.decide(flt.empty_state(), ()).rule
         seen: dict[str, Any] = {}
 
         def check(view: Any) -> None:
@@ -170,7 +177,7 @@ class Admission:
             "delta": decimal_string(float(cost.delta)),
             "accounting": cost.method,
             "filter": {
-                "rule": flt.rule,
+                "rule": rule,
                 "epsilon_total": decimal_string(epsilon_total),
                 "delta_total": decimal_string(delta_total),
             },
@@ -184,7 +191,8 @@ class Admission:
                 self._remember(dataset, int(seen["size"]), state)
             decision = seen.get("decision")
             remaining_eps = max(0.0, float(decision.epsilon_remaining)) if decision is not None else 0.0
-            remaining_delta = max(0.0, float(decision.delta_remaining)) if decision is not None else 0.0
+            spent_delta = float(getattr(state, "delta_spent", 0.0)) if state is not None else delta_total
+            remaining_delta = max(0.0, delta_total - spent_delta)
             refusal = {
                 "dataset": dataset,
                 "events": payload["events"],

@@ -266,8 +266,9 @@ class Gateway:
                 continue
             after: float | None = None
             if entry.kind == SPEND:
-                state = flt.record(state, spend_events(payload))
-                after = float(flt.decide(state, ()).epsilon_spent)
+                decision = flt.decide(state, spend_events(payload))
+                state = decision.new_state
+                after = float(decision.epsilon_spent)
             history.append(
                 wire.BudgetHistoryItem(
                     seq=entry.seq,
@@ -644,7 +645,6 @@ class Gateway:
     def plan_query(self, principal: Principal, dataset: str, body: wire.QueryRequest) -> wire.PlanResponse:
         """The events and cost of a DP statistic, and whether it would be admitted. Spends nothing."""
         from safesynth.gateway.dp.accountant import compose
-
         from safesynth.gateway.service.queries import plan_query
 
         principal.require(A, N)

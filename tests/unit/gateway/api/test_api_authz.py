@@ -10,12 +10,12 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-pytest.importorskip("safesynth.gateway.dp.filter", reason="the DP core filter is not in this checkout yet")
 import httpx
-from gw_fixtures import SCHEMA, Home, csv_bytes, make_home
+import pytest
+from gw_fixtures import SCHEMA, Home, csv_bytes, make_home, require_dp
 from gw_server import running
+
+require_dp()
 
 ROLES = ("admin", "analyst", "analyst_other", "auditor", "missing", "revoked")
 ALL = {"admin", "analyst", "analyst_other", "auditor"}
