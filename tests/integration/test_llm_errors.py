@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 import sys
 from collections.abc import Callable
@@ -18,6 +19,7 @@ import pytest
 from safesynth.gateway.llm import (
     ModelError,
     ModelFileInvalid,
+    ModelLoadFailed,
     ModelNotFound,
     Runner,
     bundled_model_path,
@@ -156,3 +158,46 @@ def test_llama_cpp_import_sets_passive_openmp_wait_unless_configured() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60, check=False
     )
     assert done.stdout.strip() == "ACTIVE"
+
+
+@pytest.mark.model
+def test_llama_cpp_is_silent(tmp_path: Path) -> None:
+    """Loading, generating, embedding and a refused file print nothing: llama.cpp logs go to logging."""
+    bad = _truncated(tmp_path)
+    code = (
+        "from safesynth.gateway.llm import Runner, get_runner, ModelError\n"
+        "r = get_runner()\n"
+        "r.complete('Hello', max_tokens=2, temperature=0)\n"
+        "r.embed(['a'])\n"
+        "r.next_token('x')\n"
+        "try:\n"
+        f"    Runner({str(bad)!r})\n"
+        "except ModelError:\n"
+        "    pass\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "" and done.stderr == ""
+
+
+def _header_only_gguf(path: Path, architecture: str) -> Path:
+    """A well-formed GGUF (v3) with one metadata pair and no tensors: valid header, no model."""
+    key, value = b"general.architecture", architecture.encode()
+    data = b"GGUF" + struct.pack("<IQQ", 3, 0, 1)
+    data += struct.pack("<Q", len(key)) + key + struct.pack("<I", 8) + struct.pack("<Q", len(value)) + value
+    path.write_bytes(data + b"\0" * ((-len(data)) % 32))
+    return path
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("architecture", ["llama", "no-such-architecture"])
+def test_valid_header_that_llama_cpp_refuses_is_model_load_failed(tmp_path: Path, architecture: str) -> None:
+    path = _header_only_gguf(tmp_path / "hollow.gguf", architecture)
+    inspect_model(path)  # the header itself is fine
+    with pytest.raises(ModelLoadFailed) as info:
+        Runner(path)
+    assert info.value.code == "model_load_failed"
+    assert str(path) in str(info.value)
+    assert "llama.cpp could not load it" in str(info.value)

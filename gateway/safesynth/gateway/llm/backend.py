@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["cpu_count", "import_llama_cpp", "llama_cpp_version", "load_llama", "recent_llama_errors"]
 
 _LOG = logging.getLogger("safesynth.gateway.llm.llama_cpp")
-_GGML_LOG_ERROR = 3
+_GGML_LOG_ERROR = 4  # ggml_log_level: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5
 _recent_errors: collections.deque[str] = collections.deque(maxlen=8)
 _setup_lock = threading.Lock()
 _callback: Any = None  # keeps the ctypes callback alive for the life of the process
