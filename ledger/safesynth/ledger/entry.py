@@ -136,12 +136,30 @@ def utc_now() -> str:
     return format_timestamp(datetime.now(UTC))
 
 
+# Outside these characters, sorting by code point equals RFC 8785's sorting by UTF-16 code unit.
+_NEEDS_JCS = re.compile("[\ud800-\uffff]")
+
+
+def _jcs(plain: Any) -> bytes:
+    """RFC 8785 bytes of a checked value (str keys; str, int <= 2**53, bool, None, lists, dicts).
+
+    For this value domain the standard library's sorted, compact, non-ASCII-preserving JSON *is*
+    RFC 8785 (same escapes, same integer form) whenever no character is at or above U+D800, where
+    code-point and UTF-16 key order could differ; those rare texts go through the rfc8785 package.
+    A property test checks the two agree.
+    """
+    text = json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    if _NEEDS_JCS.search(text):
+        return bytes(rfc8785.dumps(plain))
+    return text.encode("utf-8")
+
+
 def canonical_json(obj: Mapping[str, Any]) -> bytes:
     """RFC 8785 canonical JSON of ``obj`` (after checking it holds no floats)."""
     _check_value(obj, "$", 0)
     try:
-        return bytes(rfc8785.dumps(_plain(obj)))
-    except Exception as exc:  # rfc8785 raises its own error types (e.g. lone surrogates)
+        return _jcs(_plain(obj))
+    except Exception as exc:  # e.g. lone surrogates have no UTF-8 form
         raise InvalidEntryError(f"value has no canonical JSON form: {exc}") from exc
 
 
@@ -176,8 +194,12 @@ class Entry:
         ts = utc_now() if timestamp is None else timestamp
         if not _TS_RE.match(ts):
             raise InvalidEntryError(f"timestamp {ts!r} is not RFC 3339 UTC with microseconds")
+        _check_value(payload, "$.payload", 1)
         plain = _plain(payload)
-        body = canonical_json({"seq": seq, "kind": kind, "payload": plain, "timestamp": ts, "actor": actor})
+        try:
+            body = _jcs({"seq": seq, "kind": kind, "payload": plain, "timestamp": ts, "actor": actor})
+        except Exception as exc:  # e.g. lone surrogates have no UTF-8 form
+            raise InvalidEntryError(f"entry has no canonical JSON form: {exc}") from exc
         if len(body) > MAX_ENTRY_BYTES:
             raise InvalidEntryError(f"entry is {len(body)} bytes; the limit is {MAX_ENTRY_BYTES}")
         return cls(seq=seq, kind=kind, payload=plain, timestamp=ts, actor=actor, _canonical=body)
@@ -236,7 +258,7 @@ def parse_entry_json(data: bytes, *, check_canonical: bool = True) -> Entry:
         raise InvalidEntryError("entry actor is malformed")
     if check_canonical:
         _check_value(payload, "$.payload", 1)
-        if bytes(rfc8785.dumps(obj)) != bytes(data):
+        if _jcs(obj) != bytes(data):
             raise InvalidEntryError("entry bytes are not in RFC 8785 canonical form")
     return Entry(seq=seq, kind=kind, payload=payload, timestamp=ts, actor=actor, _canonical=bytes(data))
 

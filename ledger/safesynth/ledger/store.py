@@ -118,6 +118,9 @@ class LedgerStore:
         self._queue_lock = threading.Lock()
         self._queue: list[_Pending] = []
         self._frontier: Frontier | None = None
+        self._guard_lock = threading.Lock()
+        self._guard_written = -1
+        self._newest: tuple[int, str] | None = None
         self._keys_cache: tuple[int, KeyHistory] | None = None
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         if meta.get("format") != FORMAT or "origin" not in meta:
@@ -522,6 +525,7 @@ class LedgerStore:
         if pending.error is not None:
             raise pending.error
         assert pending.result is not None
+        self._sync_guard(pending.result.checkpoint.size)
         return pending.result
 
     def append_many(self, requests: Sequence[AppendRequest]) -> list[AppendResult | Exception]:
@@ -535,6 +539,9 @@ class LedgerStore:
             failure = self._run_batch(batch)
         if failure is not None:
             raise failure
+        sizes = [p.result.checkpoint.size for p in batch if p.result is not None]
+        if sizes:
+            self._sync_guard(max(sizes))
         out: list[AppendResult | Exception] = []
         for p in batch:
             if p.result is not None:
@@ -556,6 +563,7 @@ class LedgerStore:
         if pending.error is not None:
             raise pending.error
         assert pending.result is not None
+        self._sync_guard(pending.result.checkpoint.size)
         return pending.result
 
     def add_cosignature(self, note_text: str, witness: Verifier) -> SignedCheckpoint:
@@ -678,6 +686,24 @@ class LedgerStore:
             p.result = result
         for p in batch:
             p.done = True
-        if last_text is not None and self._fork_guard:
-            write_guard(self.path, last_text)
+        if last_text is not None:
+            self._newest = (size, last_text)
         return None
+
+    def _sync_guard(self, size: int) -> None:
+        """Make the fork-guard side file hold a checkpoint of at least ``size`` before returning.
+
+        Runs after the write lock is released, so the next transaction's COMMIT overlaps this
+        write; concurrent callers coalesce (one write of the newest checkpoint serves them all).
+        """
+        if not self._fork_guard:
+            return
+        with self._guard_lock:
+            if self._guard_written >= size:
+                return
+            with self._lock:
+                newest = self._newest
+            if newest is None:
+                return
+            write_guard(self.path, newest[1])
+            self._guard_written = newest[0]

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from safesynth.ledger.entry import (
     ENTRY_TAG,
     Entry,
+    canonical_json,
     decimal_string,
     entry_leaf_hash,
     parse_entry_json,
@@ -113,3 +114,26 @@ def test_build_parse_round_trip(payload: dict[str, object]) -> None:
     e = Entry.build(seq=7, kind="x.y-z/v2", payload=payload, actor="actor", timestamp=TS)
     back = parse_entry_json(e.canonical_bytes)
     assert back.payload == e.payload and back.canonical_bytes == e.canonical_bytes
+
+
+any_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=6)
+unicode_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | any_text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(any_text, inner, max_size=4),
+    max_leaves=16,
+)
+
+
+@given(payload=st.dictionaries(any_text, unicode_values, max_size=5))
+def test_canonical_json_equals_the_rfc8785_package(payload: dict[str, object]) -> None:
+    import rfc8785
+
+    assert canonical_json(payload) == rfc8785.dumps(payload)
+
+
+def test_canonical_json_key_order_is_utf16() -> None:
+    import rfc8785
+
+    obj = {"\U0001f600": 1, "\ufb01": 2, "a": 3, "\x7f": 4, "\u2028": '\x01\x1f"\\'}
+    assert canonical_json(obj) == rfc8785.dumps(obj)
+    assert canonical_json(obj).index("\U0001f600".encode()) < canonical_json(obj).index("\ufb01".encode())
