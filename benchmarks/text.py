@@ -17,7 +17,9 @@ training texts (exact copies, texts sharing an 8-word n-gram with a training tex
 The initial random population of a run is a public, seed-determined function of the prompts, so the
 runner is wrapped in a cache keyed by (prompt, seed, sampling parameters): runs after the first reuse
 the public random candidates (their generation time is reported as measured, i.e. near 0 for hits).
-Results: benchmarks/results/text.json and text.md.
+Results: benchmarks/results/text.json and text.md. On a shared machine, one process per data set and
+a merge: ``benchmarks/text.py --datasets sms_spam --out /tmp/a``, ``... --datasets sentiment --out /tmp/b``,
+then ``benchmarks/text.py merge benchmarks/results /tmp/a/text.json /tmp/b/text.json``.
 """
 
 from __future__ import annotations
@@ -304,12 +306,14 @@ class Bench:
             {"seconds": round(time.perf_counter() - started, 1), "generation": gen.stats.to_json()},
         )
 
-    def pe(self, name: str, seed: int, epsilon: float, embedding: str = "hashing") -> None:
+    def pe(
+        self, name: str, seed: int, epsilon: float, embedding: str = "hashing", iterations: int = 0
+    ) -> None:
         train, _ = self.dataset(name)
         spec = DATASETS[name]
         options = {
             "label_descriptions": spec["labels"],
-            "iterations": self.args.iterations,
+            "iterations": iterations or self.args.iterations,
             "max_tokens": self.args.max_tokens,
             "embedding": embedding,
         }
@@ -324,7 +328,7 @@ class Bench:
         out = engine.run(plan, schema, train, ctx)
         seconds = time.perf_counter() - started
         report = dict(out.report)
-        method = "private evolution" + ("" if embedding == "hashing" else f" ({embedding} embedding)")
+        method = f"private evolution ({embedding} embedding, T={options['iterations']})"
         self.record(
             name,
             method,
@@ -417,7 +421,24 @@ def markdown(results: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merge(paths: Sequence[str], out: str) -> None:
+    """Merge the text.json of several partial runs (e.g. one process per data set) into one report."""
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    merged = dict(parts[0])
+    merged["command"] = " ; ".join(p["command"] for p in parts)
+    merged["runs"] = [r for p in parts for r in p["runs"]]
+    merged["load_now"] = max(p.get("load_now", 0.0) for p in parts)
+    merged["finished"] = max(p.get("finished", "") for p in parts)
+    merged["partials"] = list(paths)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    (Path(out) / "text.json").write_text(json.dumps(merged, indent=2, default=str) + "\n")
+    (Path(out) / "text.md").write_text(markdown(merged))
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "merge":
+        merge(sys.argv[3:], sys.argv[2])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
@@ -439,6 +460,10 @@ def main() -> None:
         "--model-embedding", action="store_true", help="also PE at eps 4 with model embeddings"
     )
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--skip-main", action="store_true", help="only the requested studies")
+    parser.add_argument(
+        "--embedding-study", action="store_true", help="PE at eps 4 with T=1, hashing vs model embedding"
+    )
     args = parser.parse_args()
     bench = Bench(args)
     names = args.datasets.split(",")
@@ -446,7 +471,12 @@ def main() -> None:
     epsilons = [float(e) for e in args.epsilons.split(",")]
     for name in names:
         bench.real(name)
-    for seed in seeds:
+    if args.embedding_study:
+        for seed in seeds:
+            for name in names:
+                for embedding in ("hashing", "model"):
+                    bench.pe(name, seed, 4.0, embedding=embedding, iterations=1)
+    for seed in [] if args.skip_main else seeds:
         for name in names:
             bench.zero_shot(name, seed)
         for eps in epsilons:
