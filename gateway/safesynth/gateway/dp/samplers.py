@@ -192,17 +192,29 @@ def _exp_count(
         return np.zeros(0, dtype=np.int64)
     g = float(gamma)
     u = rng.words(size)
-    uf = u.astype(np.float64)
-    v_lo = uf * (1.0 - 2.0**-52) * 2.0**-64
-    v_hi = (uf * (1.0 + 2.0**-52) + 1.0) * 2.0**-64
-    vm = (uf + 0.5) * 2.0**-64
-    est = np.maximum(np.floor(-np.log(vm) / g + h), 0.0)
-    a1 = (est - h) * g
-    a2 = (est + 1.0 - h) * g
-    ok1 = (est == 0.0) | (v_hi <= np.exp(-a1) * (1.0 - _RELC))
-    ok2 = v_lo >= np.exp(-a2) * (1.0 + _RELC)
+    vf = u.astype(np.float64)
+    vf *= 2.0**-64  # V's 64-bit prefix, up to float rounding (relative 2^-53)
+    vm = vf + 2.0**-65
+    est = np.log(vm)
+    est *= -1.0 / g
+    est += h
+    np.floor(est, out=est)
+    np.maximum(est, 0.0, out=est)
+    a1 = est - h
+    a1 *= g
+    e1 = np.exp(-a1)  # exp(-(est - h) gamma); exp(-(est + 1 - h) gamma) = e1 * exp(-gamma)
+    # slack: exp/rounding error, plus the float rounding of h (<= 2^-53) amplified by gamma
+    slack = _RELC + g * 2.0**-50
+    if slack >= 0.5:
+        slack = 0.5
+    # V < e1 for sure if the bucket top  vf (1 + 2^-52) + 2^-64  is below e1 (1 - slack)
+    ok1 = vf * (1.0 + 2.0**-52) + 2.0**-64 <= e1 * (1.0 - slack)
+    ok1 |= est == 0.0
+    # V >= e2 for sure if the bucket bottom  vf (1 - 2^-52)  is above e2 (1 + slack)
+    ok2 = vf * (1.0 - 2.0**-52) >= e1 * (math.exp(-g) * (1.0 + 2.0 * slack))
+    ok1 &= ok2
     out = est.astype(np.int64)
-    bad = np.flatnonzero(~(ok1 & ok2))
+    bad = np.flatnonzero(~ok1)
     for i in bad.tolist():
         lazy = _LazyUniform(int(u[i]), 64, rng)
         hi_ = h_exact(i)
@@ -226,9 +238,27 @@ def geometric(size: int, scale: float, rng: RandomSource) -> IntArray:
 
 
 def discrete_laplace(size: int, scale: float, rng: RandomSource) -> IntArray:
-    """Exact draws with P(Z = z) proportional to exp(-|z| / scale): the difference of two
-    independent Geometric(exp(-1/scale)) variables (the discrete Laplace; cf. CKS20, Sec. 5)."""
-    return geometric(size, scale, rng) - geometric(size, scale, rng)
+    """Exact draws with P(Z = z) proportional to exp(-|z| / scale) (the discrete Laplace).
+
+    For scale >= 4 as in CKS20 Algorithm 2: a Geometric(exp(-1/scale)) magnitude with a fair sign,
+    rejecting (negative, 0) so that 0 is not counted twice; for small scales (where that rejection
+    is frequent) the difference of two independent geometrics, which has the same law.
+    """
+    t, s = rational_of(float(scale))
+    gamma = Fraction(s, t)
+    if float(scale) < 4.0:
+        zero = np.zeros(size)
+        return _exp_count(size, gamma, zero, _zero, rng) - _exp_count(size, gamma, zero, _zero, rng)
+    out = np.zeros(size, dtype=np.int64)
+    todo = np.arange(size)
+    while todo.size:
+        m = todo.size
+        y = _exp_count(m, gamma, np.zeros(m), _zero, rng)
+        neg = (rng.words32(m) >> np.uint32(31)).astype(np.bool_)
+        ok = ~(neg & (y == 0))
+        out[todo[ok]] = np.where(neg, -y, y)[ok]
+        todo = todo[~ok]
+    return out
 
 
 def _split_centers(centers: FloatArray) -> tuple[IntArray, FloatArray]:
