@@ -1,7 +1,7 @@
 """The fork guard: the last signed checkpoint, also kept in a small side file next to the store.
 
-The side file is written after each commit, atomically (temporary file, fsync, rename, fsync of the
-directory), under an advisory lock and only forwards (a larger tree size replaces a smaller one).
+The side file is written after each commit, atomically (temporary file, fsync, rename), under an
+advisory lock and only forwards (a larger tree size replaces a smaller one).
 On open, a store that is behind the side file (an old copy restored over the live one) or whose
 checkpoint at the side file's size differs from it (a fork) is refused.
 """
@@ -69,9 +69,7 @@ def write_guard(store_path: Path, note_text: str) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+        # No fsync of the directory: if a crash loses the rename, the side file is simply the previous
+        # checkpoint, still behind the store (whose COMMIT was durable before this write began), which
+        # is safe. The data fsync above is what matters: a surviving name never points at a torn file.
         tmp.replace(path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
