@@ -17,6 +17,8 @@ from safesynth.gateway.audit.errors import (
     DesignMismatch,
     InvalidAuditInput,
 )
+from safesynth.gateway.audit.gate import GateDecision, GatePolicy, gate
+from safesynth.gateway.audit.quality import QualityReport, TextQuality, UtilityResult, quality_report
 from safesynth.gateway.audit.report import AttackResult, AuditReport, EpsilonBound, ExactMatchTest, Verdict
 from safesynth.gateway.audit.risks import RiskEstimate
 from safesynth.gateway.audit.runner import AuditOptions, run_audit
@@ -33,10 +35,17 @@ __all__ = [
     "DesignMismatch",
     "EpsilonBound",
     "ExactMatchTest",
+    "GateDecision",
+    "GatePolicy",
     "InvalidAuditInput",
+    "QualityReport",
     "RiskEstimate",
+    "TextQuality",
+    "UtilityResult",
     "Verdict",
+    "gate",
     "make_design",
+    "quality_report",
     "run_audit",
     "split",
 ]
