@@ -225,12 +225,12 @@ class _Run:
 
         # The tree: MST's selection with the exponential mechanism.
         edges: list[tuple[int, int]] = []
-        if d >= 2:
+        if d >= 2 and self.options.model == "tree":
             est_total = _total(total_estimates, one_way)
             probs = []
             for i in range(d):
-                p = project_simplex(one_way[i].values, 1.0)
-                probs.append(p if p.sum() > 0 else np.full(sizes[i], 1.0 / sizes[i]))
+                p = project_simplex(one_way[i].values, est_total)
+                probs.append(p / p.sum() if p.sum() > 0 else np.full(sizes[i], 1.0 / sizes[i]))
             pairs = [(i, j) for i in range(d) for j in range(i + 1, d)]
 
             def true_counts(i: int, j: int) -> FloatArray:

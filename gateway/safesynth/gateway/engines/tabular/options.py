@@ -45,6 +45,9 @@ class TabularOptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     split: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_SPLIT))
+    model: Literal["tree", "independent"] = Field(
+        default="tree", description="'independent': 1-way marginals only (a baseline floor)"
+    )
     numeric_bins: int = Field(default=16, ge=2, le=256, description="max DP quantile bins per numeric column")
     fine_cells: int = Field(default=256, ge=8, le=4096, description="cells of the fine numeric grid")
     bins: Literal["quantile", "uniform"] = Field(

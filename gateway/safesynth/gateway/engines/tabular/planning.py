@@ -150,7 +150,8 @@ def plan_steps(schema: DatasetSchema, request: SynthesisRequest, options: Tabula
         groups["count"] = split["count"]
     if d:
         groups["one_way"] = split["one_way"]
-    if d >= 2:
+    tree = d >= 2 and options.model == "tree"
+    if tree:
         groups["select"] = split["select"]
         groups["two_way"] = split["two_way"]
     norm = sum(groups.values())
@@ -170,7 +171,7 @@ def plan_steps(schema: DatasetSchema, request: SynthesisRequest, options: Tabula
         steps.append(StepSpec(name, mech, cols, weight, k, delta))
     for spec in roles.modelled:
         steps.append(StepSpec(f"one_way:{spec.name}", "gaussian", (spec.name,), share["one_way"] / d, k))
-    if d >= 2:
+    if tree:
         for r in range(1, d):
             steps.append(StepSpec(f"select:{r}", "exponential", (), share["select"] / (d - 1), k))
         for r in range(1, d):

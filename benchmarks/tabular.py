@@ -1,0 +1,663 @@
+"""Benchmark of the tabular engine on UCI Adult (fit on the UCI train split, evaluate on the test split).
+
+Reproduce (from the repository root):
+
+    .venv/bin/pip install -e ".[gateway,bench]"        # bench adds mbi (private-pgm) for MST
+    .venv/bin/python benchmarks/tabular.py              # full run -> benchmarks/results/tabular.*
+    .venv/bin/python benchmarks/tabular.py --quick      # epsilon 1, one seed, no MST, no text
+
+Methods, side by side in the same run and on the same public schema (category lists and numeric bounds
+treated as public, as in the DP synthesis literature):
+
+* ``ours``: the tabular engine (MST-style tree model in numpy), default options;
+* ``independent``: the same engine with ``model="independent"`` (1-way marginals only): the floor;
+* ``mst``: MST (McKenna, Miklau & Sheldon 2021) with Private-PGM (``mbi`` 2.0, JAX), the reference
+  algorithm ported to mbi's 2.0 API, noise calibrated with our accountant to the same (epsilon, delta).
+
+Metrics: mean 1-, 2- and 3-way total variation distance to the training data (numeric columns in 10
+quantile bins of the real training data; every column pair / triple), train-on-synthetic test-on-real
+accuracy and ROC AUC for ``income`` (LogisticRegression and HistGradientBoosting), fit+sample time,
+peak memory (each fit runs in a fresh process; peak RSS above the process's baseline after loading).
+Also the text columns: rows per second of the local model writing ``review`` on the drug-review sample.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import json
+import math
+import multiprocessing as mp
+import os
+import platform
+import resource
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=2")
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+for sub in ("gateway", "sdk", "ledger"):
+    if str(ROOT / sub) not in sys.path:
+        sys.path.insert(0, str(ROOT / sub))
+
+DATA = Path(os.environ.get("SAFESYNTH_DATA", ROOT.parent / "shared" / "data"))
+RESULTS = ROOT / "benchmarks" / "results"
+TARGET = "income"
+POSITIVE = ">50K"
+DELTA = 1e-6
+#: Public bounds of Adult's numeric columns (UCI documentation ranges, rounded outward).
+PUBLIC_BOUNDS = {
+    "age": (17, 90),
+    "fnlwgt": (10_000, 1_500_000),
+    "education_num": (1, 16),
+    "capital_gain": (0, 99_999),
+    "capital_loss": (0, 4_500),
+    "hours_per_week": (1, 99),
+}
+
+
+# ------------------------------------------------------------------------------------------- data
+def load_adult() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """UCI's train and test splits (the ``split`` column of the shared copy)."""
+    df = pd.read_csv(DATA / "adult.csv")
+    train = df[df["split"] == "train"].drop(columns="split").reset_index(drop=True)
+    test = df[df["split"] == "test"].drop(columns="split").reset_index(drop=True)
+    return train, test
+
+
+def adult_schema(train: pd.DataFrame, test: pd.DataFrame, *, public: bool = True) -> Any:
+    """The public schema: bounds from the UCI documentation, category lists as published by UCI
+    (here: the values of train and test together, which are those lists)."""
+    from safesynth.sdk.schema import ColumnSpec, DatasetSchema
+
+    both = pd.concat([train, test])
+    cols = []
+    for name in train.columns:
+        if name in PUBLIC_BOUNDS:
+            lo, hi = PUBLIC_BOUNDS[name]
+            cols.append(
+                ColumnSpec(
+                    name=name,
+                    kind="numeric",
+                    integer=True,
+                    lower=float(lo) if public else None,
+                    upper=float(hi) if public else None,
+                )
+            )
+        else:
+            cats = tuple(sorted(str(v) for v in both[name].dropna().unique()))
+            cols.append(ColumnSpec(name=name, kind="categorical", categories=cats if public else None))
+    return DatasetSchema(columns=tuple(cols), description="UCI Adult census income")
+
+
+# ----------------------------------------------------------------------------------------- metrics
+def eval_codes(real: pd.DataFrame, frames: list[pd.DataFrame]) -> list[np.ndarray]:
+    """Discretize for TVD: numeric in 10 quantile bins of ``real``, categorical by ``real``'s values
+    (unseen values and nulls get codes of their own)."""
+    outs = [np.zeros((len(f), real.shape[1]), dtype=np.int64) for f in frames]
+    sizes = []
+    for j, name in enumerate(real.columns):
+        if name in PUBLIC_BOUNDS:
+            edges = np.unique(np.quantile(real[name].astype(float), np.linspace(0, 1, 11))[1:-1])
+            for out, f in zip(outs, frames, strict=True):
+                v = pd.to_numeric(f[name], errors="coerce").astype(float).to_numpy()
+                out[:, j] = np.where(np.isnan(v), len(edges) + 1, np.searchsorted(edges, v, side="right"))
+            sizes.append(len(edges) + 2)
+        else:
+            cats = {c: i for i, c in enumerate(sorted(str(v) for v in real[name].dropna().unique()))}
+            for out, f in zip(outs, frames, strict=True):
+                vals = f[name].astype(object).to_numpy()
+                out[:, j] = [
+                    len(cats) + 1
+                    if (v is None or (isinstance(v, float) and math.isnan(v)))
+                    else cats.get(str(v), len(cats))
+                    for v in vals
+                ]
+            sizes.append(len(cats) + 2)
+    return [*outs, np.array(sizes)]  # type: ignore[list-item]
+
+
+def tvd(real: pd.DataFrame, synth: pd.DataFrame) -> dict[str, float]:
+    """Mean k-way TVD over all column sets of size 1, 2, 3."""
+    r, s, sizes = eval_codes(real, [real, synth])
+    out = {}
+    d = r.shape[1]
+    for k in (1, 2, 3):
+        errs = []
+        for cols in itertools.combinations(range(d), k):
+            flat_r = np.zeros(len(r), dtype=np.int64)
+            flat_s = np.zeros(len(s), dtype=np.int64)
+            size = 1
+            for c in cols:
+                flat_r = flat_r * sizes[c] + r[:, c]
+                flat_s = flat_s * sizes[c] + s[:, c]
+                size *= int(sizes[c])
+            pr = np.bincount(flat_r, minlength=size) / max(len(r), 1)
+            ps = np.bincount(flat_s, minlength=size) / max(len(s), 1)
+            errs.append(0.5 * np.abs(pr - ps).sum())
+        out[f"tvd_{k}way"] = float(np.mean(errs))
+    return out
+
+
+def _features(frame: pd.DataFrame, schema_cols: list[str]) -> pd.DataFrame:
+    x = frame[schema_cols].copy()
+    for c in schema_cols:
+        if c in PUBLIC_BOUNDS:
+            x[c] = pd.to_numeric(x[c], errors="coerce").astype(float)
+        else:
+            x[c] = x[c].astype(object).where(x[c].notna(), "NA").astype(str)
+    return x
+
+
+def tstr(train_synth: pd.DataFrame, test: pd.DataFrame) -> dict[str, float]:
+    """Train on synthetic, test on real: accuracy and AUC of LR and HGB for ``income``."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, roc_auc_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    feats = [c for c in test.columns if c != TARGET]
+    num = [c for c in feats if c in PUBLIC_BOUNDS]
+    cat = [c for c in feats if c not in PUBLIC_BOUNDS]
+    ok = train_synth[TARGET].astype(object).isin(["<=50K", ">50K"]).to_numpy()
+    synth = train_synth[ok]
+    y = (synth[TARGET].astype(str) == POSITIVE).astype(int).to_numpy()
+    y_test = (test[TARGET].astype(str) == POSITIVE).astype(int).to_numpy()
+    out: dict[str, float] = {}
+    if len(np.unique(y)) < 2:
+        for m in ("lr", "hgb"):
+            out[f"{m}_accuracy"] = float(accuracy_score(y_test, np.full_like(y_test, y[0] if len(y) else 0)))
+            out[f"{m}_auc"] = 0.5
+        return out
+    x = _features(synth, feats)
+    x_test = _features(test, feats)
+    models = {
+        "lr": LogisticRegression(max_iter=2000),
+        "hgb": HistGradientBoostingClassifier(random_state=0),
+    }
+    for name, clf in models.items():
+        pre = ColumnTransformer(
+            [
+                ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), num),
+                ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), cat),
+            ]
+        )
+        pipe = make_pipeline(pre, clf)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pipe.fit(x, y)
+            proba = pipe.predict_proba(x_test)[:, 1]
+        out[f"{name}_accuracy"] = float(accuracy_score(y_test, (proba >= 0.5).astype(int)))
+        out[f"{name}_auc"] = float(roc_auc_score(y_test, proba))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ methods
+def _status_mb(field: str) -> float:
+    """A memory figure of this process from /proc/self/status (MB); ru_maxrss when unavailable."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return float(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _reset_peak() -> None:
+    """Reset the kernel's peak-RSS mark (VmHWM) of this process (Linux: clear_refs 5)."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def run_ours(train: pd.DataFrame, schema: Any, epsilon: float, seed: int, model: str) -> pd.DataFrame:
+    """Plan and run the tabular engine (rows: the DP count of the original)."""
+    from safesynth.gateway.dp.rng import RandomSource
+    from safesynth.gateway.engines import get_engine
+    from safesynth.gateway.engines.base import EngineContext, SynthesisRequest
+
+    engine = get_engine("tabular")
+    plan = engine.plan(schema, SynthesisRequest("tabular", epsilon, DELTA, options={"model": model}))
+    out = engine.run(plan, schema, train, EngineContext(rng=RandomSource.seeded(seed)))
+    return out.table
+
+
+def _mst_discretizer(train: pd.DataFrame, schema: Any) -> tuple[dict[str, np.ndarray], dict[str, int], Any]:
+    """MST's public discretization: integer columns with a range <= 128 as is; others in 64 equal-width
+    bins of the public bounds with 0 as a value of its own; categories by the public list (+ null)."""
+    codes: dict[str, np.ndarray] = {}
+    sizes: dict[str, int] = {}
+    decoders: dict[str, Any] = {}
+    for spec in schema.columns:
+        col = train[spec.name]
+        if spec.kind == "numeric":
+            lo, hi = spec.lower, spec.upper
+            v = np.clip(col.astype(float).to_numpy(), lo, hi)
+            if hi - lo + 1 <= 128:
+                codes[spec.name] = (v - lo).astype(np.int64)
+                sizes[spec.name] = int(hi - lo + 1)
+                decoders[spec.name] = ("int", lo)
+            else:
+                edges = np.linspace(max(lo, 0.0), hi, 65)
+                c = np.clip(np.searchsorted(edges, v, side="right") - 1, 0, 63) + 1
+                c = np.where(v == 0, 0, c)
+                codes[spec.name] = c.astype(np.int64)
+                sizes[spec.name] = 65
+                decoders[spec.name] = ("bins", edges)
+        else:
+            cats = list(spec.categories)
+            index = {c: i for i, c in enumerate(cats)}
+            vals = col.astype(object).to_numpy()
+            codes[spec.name] = np.array(
+                [len(cats) if pd.isna(x) else index.get(str(x), len(cats)) for x in vals], dtype=np.int64
+            )
+            sizes[spec.name] = len(cats) + 1
+            decoders[spec.name] = ("cat", cats)
+    return codes, sizes, decoders
+
+
+def run_mst(train: pd.DataFrame, schema: Any, epsilon: float, seed: int, iters: int) -> pd.DataFrame:
+    """MST with Private-PGM (mbi 2.0): the reference algorithm (examples/mst.py) on mbi's 2.0 API."""
+    import jax
+
+    jax.config.update("jax_enable_compilation_cache", False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from mbi import Dataset, Domain, LinearMeasurement, estimation
+    from safesynth.gateway.dp import events
+    from safesynth.gateway.engines.base import calibrate_noise_multiplier
+
+    gen = np.random.default_rng(seed)
+    codes, sizes, decoders = _mst_discretizer(train, schema)
+    names = list(codes)
+    d = len(names)
+
+    # MST's split: rho/3 for 1-ways, rho/3 for selection ((d-1) exponential mechanisms), rho/3 for 2-ways.
+    def mst_events(m: float) -> list[Any]:
+        rho = 1.0 / m**2
+        sigma = math.sqrt(3.0 / (2.0 * rho))
+        eps_sel = math.sqrt(8.0 * (rho / 3.0) / (d - 1))
+        return [
+            events.GaussianEvent(sigma=sigma, count=2 * d - 1),
+            events.ExponentialEvent(epsilon=eps_sel, count=d - 1),
+        ]
+
+    m = calibrate_noise_multiplier(mst_events, epsilon=epsilon, delta=DELTA)
+    rho = 1.0 / m**2
+    sigma = math.sqrt(3.0 / (2.0 * rho))
+    eps_sel = math.sqrt(8.0 * (rho / 3.0) / (d - 1))
+
+    # 1-ways and MST's domain compression.
+    supports = {}
+    log1 = []
+    comp_codes = {}
+    comp_sizes = {}
+    for name in names:
+        x = np.bincount(codes[name], minlength=sizes[name]).astype(float)
+        y = x + gen.normal(0, sigma, x.size)
+        sup = y >= 3 * sigma
+        supports[name] = sup
+        if sup.all():
+            mapping = np.arange(x.size)
+            y2 = y
+            weights = np.ones(y.size)
+        else:
+            mapping = np.full(x.size, int(sup.sum()))
+            mapping[sup] = np.arange(int(sup.sum()))
+            g = float((~sup).sum())
+            y2 = np.append(y[sup], y[~sup].sum() / math.sqrt(g))
+            weights = np.ones(y2.size)
+            weights[-1] = 1.0 / math.sqrt(g)
+        comp_codes[name] = mapping[codes[name]]
+        comp_sizes[name] = int(mapping.max() + 1)
+        query = None if (weights == 1).all() else __import__("mbi").WeightedQuery(weights)
+        log1.append(
+            LinearMeasurement(y2, (name,), stddev=sigma)
+            if query is None
+            else LinearMeasurement(y2, (name,), stddev=sigma, query=query)
+        )
+    domain = Domain(names, [comp_sizes[n] for n in names])
+    data = Dataset(comp_codes, domain)
+    est = estimation.MirrorDescent().estimate(domain, log1, iters=iters // 5)
+    weights_e = {}
+    for a, b in itertools.combinations(names, 2):
+        xhat = np.asarray(est.project([a, b]).datavector())
+        x = np.asarray(data.project([a, b]).datavector())
+        weights_e[(a, b)] = float(np.abs(x - xhat).sum())
+    parent = {n: n for n in names}
+
+    def find(a: str) -> str:
+        while parent[a] != a:
+            a = parent[a]
+        return a
+
+    edges = []
+    for _ in range(d - 1):
+        cand = [e for e in weights_e if find(e[0]) != find(e[1])]
+        q = np.array([weights_e[e] for e in cand])
+        s = 0.5 * eps_sel * (q - q.max())
+        p = np.exp(s - np.log(np.exp(s).sum()))
+        e = cand[int(gen.choice(len(cand), p=p / p.sum()))]
+        edges.append(e)
+        parent[find(e[0])] = find(e[1])
+    log2 = []
+    for a, b in edges:
+        x = np.asarray(data.project([a, b]).datavector())
+        log2.append(LinearMeasurement(x + gen.normal(0, sigma, x.size), (a, b), stddev=sigma))
+    model = estimation.MirrorDescent().estimate(domain, log1 + log2, iters=iters)
+    synth = model.synthetic_data()
+    out = {}
+    for name in names:
+        c = np.asarray(synth.data[name]).astype(np.int64)
+        sup = supports[name]
+        idx, extra = np.flatnonzero(sup), np.flatnonzero(~sup)
+        orig = np.empty(c.size, dtype=np.int64)
+        rare = c == idx.size
+        orig[~rare] = idx[c[~rare]]
+        if rare.any():
+            orig[rare] = extra[gen.integers(0, extra.size, int(rare.sum()))]
+        kind, info = decoders[name]
+        if kind == "int":
+            out[name] = orig + info
+        elif kind == "bins":
+            lo_e, hi_e = info[np.maximum(orig - 1, 0)], info[np.minimum(orig, 64)]
+            vals = np.rint(lo_e + gen.random(orig.size) * (hi_e - lo_e))
+            out[name] = np.where(orig == 0, 0, vals)
+        else:
+            labels = np.array([*info, None], dtype=object)
+            out[name] = labels[orig]
+    return pd.DataFrame(out)
+
+
+def _child(job: dict[str, Any], queue: Any) -> None:
+    """Runs one fit+sample in a fresh process and reports time and peak memory."""
+    try:
+        train, _ = load_adult()
+        schema = adult_schema(*load_adult(), public=job["public"])
+        if job["method"] == "mst":  # import JAX before the baseline so its import is not counted
+            import jax  # noqa: F401
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                import mbi  # noqa: F401
+        else:
+            from safesynth.gateway.engines.tabular import engine  # noqa: F401
+        _reset_peak()
+        base = _status_mb("VmRSS")
+        start = time.perf_counter()
+        if job["method"] == "mst":
+            synth = run_mst(train, schema, job["epsilon"], job["seed"], job["mst_iters"])
+        else:
+            model = "independent" if job["method"] == "independent" else "tree"
+            synth = run_ours(train, schema, job["epsilon"], job["seed"], model)
+        seconds = time.perf_counter() - start
+        queue.put(
+            {"ok": True, "synth": synth, "seconds": seconds, "peak_mb": max(_status_mb("VmHWM") - base, 0.0)}
+        )
+    except Exception as exc:  # report, do not hang the parent
+        queue.put({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
+
+
+def run_job(job: dict[str, Any], timeout: float) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(job, queue))
+    proc.start()
+    try:
+        result: dict[str, Any] = queue.get(timeout=timeout)
+    except Exception:
+        result = {"ok": False, "error": f"timeout after {timeout} s"}
+    proc.join(timeout=30)
+    if proc.is_alive():
+        proc.kill()
+    return result
+
+
+# --------------------------------------------------------------------------------------------- text
+def bench_text(rows: int) -> dict[str, Any]:
+    """Synthesize the drug-review sample with its review text written by the bundled model."""
+    from safesynth.gateway.engines.tabular.demo import drug_reviews_schema, run_tabular_demo
+
+    from safesynth.gateway.dp.rng import RandomSource
+    from safesynth.gateway.engines.base import EngineContext
+    from safesynth.gateway.llm import get_runner
+
+    df = pd.read_csv(DATA / "drug_reviews_sample.csv")
+    runner = get_runner()
+    schema = drug_reviews_schema()
+    ctx = EngineContext(rng=RandomSource.seeded(7), runner=runner)
+    start = time.perf_counter()
+    result = run_tabular_demo(df, schema, epsilon=1.0, delta=DELTA, rows=rows, ctx=ctx)
+    seconds = time.perf_counter() - start
+    text = result.report.get("text") or {}
+    lengths = result.table["review"].astype(str).str.len()
+    return {
+        "rows": rows,
+        "seconds_total": round(seconds, 2),
+        "seconds_text": text.get("seconds"),
+        "rows_per_second_text": round(rows / text["seconds"], 3) if text.get("seconds") else None,
+        "completion_tokens": text.get("completion_tokens"),
+        "mean_chars": float(lengths.mean()),
+        "max_chars": int(lengths.max()),
+        "budget_chars": schema.column("review").max_length,
+    }
+
+
+# --------------------------------------------------------------------------------------------- main
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("numpy", "pandas", "scikit-learn", "mbi", "jax", "llama_cpp_python"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and standard deviation over seeds per (method, epsilon)."""
+    df = pd.DataFrame([r for r in rows if r.get("ok")])
+    if df.empty:
+        return []
+    metrics = [c for c in df.columns if c.startswith(("tvd_", "lr_", "hgb_")) or c in ("seconds", "peak_mb")]
+    out = []
+    for (method, eps), g in df.groupby(["method", "epsilon"], sort=True):
+        item: dict[str, Any] = {"method": method, "epsilon": eps, "seeds": len(g)}
+        for m in metrics:
+            item[m] = round(float(g[m].mean()), 4)
+            item[f"{m}_sd"] = round(float(g[m].std(ddof=1)), 4) if len(g) > 1 else 0.0
+        out.append(item)
+    return out
+
+
+def write_markdown(payload: dict[str, Any], path: Path) -> None:
+    s = payload["summary"]
+    lines = [
+        "# Tabular engine benchmark (UCI Adult)",
+        "",
+        f"Machine: {payload['machine']}; {payload['note']}",
+        f"Versions: {', '.join(f'{k} {v}' for k, v in payload['versions'].items())}",
+        f"Command: `{payload['command']}`; delta = {DELTA}; fit on UCI train ({payload['n_train']} rows), "
+        f"evaluate on UCI test ({payload['n_test']} rows); public schema (UCI category lists, bounds).",
+        "",
+        "Real-data ceiling (train on real train): "
+        + ", ".join(f"{k} {v:.3f}" for k, v in payload["real"].items()),
+        "",
+        "| method | epsilon | seeds | 1-way TVD | 2-way TVD | 3-way TVD | LR acc | LR AUC | HGB acc "
+        "| HGB AUC | fit+sample s | peak MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in s:
+        lines.append(
+            f"| {r['method']} | {r['epsilon']} | {r['seeds']} | {r['tvd_1way']:.4f} | {r['tvd_2way']:.4f} | "
+            f"{r['tvd_3way']:.4f} | {r['lr_accuracy']:.3f} | {r['lr_auc']:.3f} | {r['hgb_accuracy']:.3f} | "
+            f"{r['hgb_auc']:.3f} | {r['seconds']:.2f} | {r['peak_mb']:.0f} |"
+        )
+    if payload.get("private_schema"):
+        lines += ["", "Private schema (DP bounds, bins and category selection paid from epsilon):", ""]
+        for r in payload["private_schema"]:
+            lines.append(
+                f"- ours, epsilon {r['epsilon']}, seeds {r['seeds']}: 2-way TVD {r['tvd_2way']:.4f}, "
+                f"HGB acc {r['hgb_accuracy']:.3f} / AUC {r['hgb_auc']:.3f}, {r['seconds']:.2f} s"
+            )
+    if payload.get("failures"):
+        lines += ["", "Failures: " + "; ".join(payload["failures"])]
+    if payload.get("text"):
+        t = payload["text"]
+        lines += [
+            "",
+            f"Text columns (drug-review sample, `review` written by the bundled SmolLM2-135M, budget "
+            f"{t['budget_chars']} chars): {t['rows']} rows in {t['seconds_text']} s of text writing = "
+            f"{t['rows_per_second_text']} rows/s ({t['completion_tokens']} tokens; "
+            f"mean {t['mean_chars']:.0f} chars).",
+        ]
+    lines += ["", "Plot: `tabular.png` (utility vs epsilon, utility vs seconds).", ""]
+    path.write_text("\n".join(lines))
+
+
+def plot(summary: list[dict[str, Any]], real: dict[str, float], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    methods = sorted({r["method"] for r in summary})
+    for m in methods:
+        rs = sorted((r for r in summary if r["method"] == m), key=lambda r: r["epsilon"])
+        eps = [r["epsilon"] for r in rs]
+        axes[0].errorbar(
+            eps, [r["tvd_2way"] for r in rs], yerr=[r["tvd_2way_sd"] for r in rs], marker="o", label=m
+        )
+        axes[1].errorbar(
+            eps, [r["hgb_auc"] for r in rs], yerr=[r["hgb_auc_sd"] for r in rs], marker="o", label=m
+        )
+        axes[2].scatter([r["seconds"] for r in rs], [r["hgb_auc"] for r in rs], label=m)
+        for r in rs:
+            axes[2].annotate(f"eps {r['epsilon']}", (r["seconds"], r["hgb_auc"]), fontsize=7)
+    axes[1].axhline(real["hgb_auc"], color="grey", ls="--", label="real data")
+    axes[2].axhline(real["hgb_auc"], color="grey", ls="--")
+    for ax in axes[:2]:
+        ax.set_xscale("log")
+        ax.set_xlabel("epsilon (delta 1e-6)")
+    axes[2].set_xscale("log")
+    axes[2].set_xlabel("fit + sample seconds (2 shared cores)")
+    axes[0].set_ylabel("mean 2-way TVD (lower is better)")
+    axes[1].set_ylabel("HGB AUC, train synthetic / test real")
+    axes[2].set_ylabel("HGB AUC")
+    axes[0].legend()
+    axes[1].legend()
+    fig.suptitle("Tabular engine on UCI Adult")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="epsilon 1, one seed, no MST, no text")
+    parser.add_argument("--epsilons", type=float, nargs="*", default=[0.3, 1.0, 3.0, 10.0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--mst-seeds", type=int, default=None, help="seeds for MST (default: --seeds)")
+    parser.add_argument("--mst-iters", type=int, default=5000, help="mirror descent iterations (MST: 5000)")
+    parser.add_argument("--no-mst", action="store_true")
+    parser.add_argument("--no-text", action="store_true")
+    parser.add_argument("--no-private-schema", action="store_true")
+    parser.add_argument("--text-rows", type=int, default=12)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if args.quick:
+        args.epsilons, args.seeds, args.no_mst, args.no_text, args.no_private_schema = (
+            [1.0],
+            1,
+            True,
+            True,
+            True,
+        )
+    mst_seeds = args.mst_seeds if args.mst_seeds is not None else args.seeds
+    train, test = load_adult()
+    rows: list[dict[str, Any]] = []
+    failures: list[str] = []
+    real = tstr(train, test)
+    print("real", real, flush=True)
+    methods = ["ours", "independent"] + ([] if args.no_mst else ["mst"])
+    for eps in args.epsilons:
+        for method in methods:
+            n_seeds = mst_seeds if method == "mst" else args.seeds
+            for seed in range(1, n_seeds + 1):
+                job = {
+                    "method": method,
+                    "epsilon": eps,
+                    "seed": seed,
+                    "public": True,
+                    "mst_iters": args.mst_iters,
+                }
+                res = run_job(job, timeout=1800)
+                if not res["ok"]:
+                    failures.append(f"{method} eps={eps} seed={seed}: {res['error']}")
+                    print("FAILED", failures[-1], flush=True)
+                    continue
+                row = {"method": method, "epsilon": eps, "seed": seed, "ok": True}
+                row.update(tvd(train, res["synth"]))
+                row.update(tstr(res["synth"], test))
+                row["seconds"] = res["seconds"]
+                row["peak_mb"] = res["peak_mb"]
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    private_rows = []
+    if not args.no_private_schema:
+        for seed in range(1, args.seeds + 1):
+            job = {"method": "ours", "epsilon": 1.0, "seed": seed, "public": False, "mst_iters": 0}
+            res = run_job(job, timeout=1800)
+            if res["ok"]:
+                row = {"method": "ours-private-schema", "epsilon": 1.0, "seed": seed, "ok": True}
+                row.update(tvd(train, res["synth"]))
+                row.update(tstr(res["synth"], test))
+                row["seconds"], row["peak_mb"] = res["seconds"], res["peak_mb"]
+                private_rows.append(row)
+                print(json.dumps(row), flush=True)
+            else:
+                failures.append(f"private schema seed={seed}: {res['error']}")
+    text = None if args.no_text else bench_text(args.text_rows)
+    if text:
+        print("text", text, flush=True)
+    payload = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+        "note": "2 cores shared with other work while measuring: times are indicative.",
+        "versions": _versions(),
+        "command": "python benchmarks/tabular.py " + " ".join(sys.argv[1:]),
+        "n_train": len(train),
+        "n_test": len(test),
+        "delta": DELTA,
+        "real": real,
+        "runs": rows,
+        "summary": summarize(rows),
+        "private_schema": summarize(private_rows),
+        "text": text,
+        "failures": failures,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "tabular.json").write_text(json.dumps(payload, indent=2, default=str))
+    write_markdown(payload, args.out / "tabular.md")
+    if payload["summary"]:
+        plot(payload["summary"], real, args.out / "tabular.png")
+    print((args.out / "tabular.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
