@@ -1,0 +1,94 @@
+"""Calibration against mpmath closed forms (Balle & Wang 2018), conservative rounding, round trips."""
+
+from __future__ import annotations
+
+import math
+
+import mpmath
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from safesynth.gateway.dp.accountant import compose
+from safesynth.gateway.dp.calibration import (
+    gaussian_delta,
+    gaussian_epsilon,
+    gaussian_sigma,
+    gaussian_sigma_for_rho,
+    laplace_epsilon,
+    laplace_scale,
+)
+from safesynth.gateway.dp.errors import InvalidParameter
+from safesynth.gateway.dp.events import GaussianEvent
+
+mpmath.mp.dps = 50
+
+
+def mp_delta(mu: float, eps: float) -> mpmath.mpf:
+    """delta(eps) of mu-GDP / the analytic Gaussian, 50 digits."""
+    mu_, eps_ = mpmath.mpf(mu), mpmath.mpf(eps)
+    return mpmath.ncdf(-eps_ / mu_ + mu_ / 2) - mpmath.e**eps_ * mpmath.ncdf(-eps_ / mu_ - mu_ / 2)
+
+
+def mp_epsilon(mu: float, delta: float) -> float:
+    lo, hi = mpmath.mpf(0), mpmath.mpf(1)
+    while mp_delta(mu, float(hi)) > delta:
+        hi *= 2
+    for _ in range(120):
+        mid = (lo + hi) / 2
+        if mp_delta(mu, float(mid)) > delta:
+            lo = mid
+        else:
+            hi = mid
+    return float(hi)
+
+
+@pytest.mark.parametrize("eps", [0.1, 1.0, 4.0])
+@pytest.mark.parametrize("delta", [1e-5, 1e-9])
+def test_gaussian_sigma_meets_the_exact_profile_and_is_tight(eps: float, delta: float) -> None:
+    sigma = gaussian_sigma(eps, delta, 2.0)
+    exact = mp_delta(2.0 / sigma, eps)
+    assert exact <= delta  # meets the target (never too little noise)
+    # tight: 0.1 % less noise would miss it
+    assert mp_delta(2.0 / (sigma * 0.999), eps) > delta
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1.0, 5.0])
+@pytest.mark.parametrize("delta", [1e-5, 1e-9])
+def test_gaussian_epsilon_never_below_exact(sigma: float, delta: float) -> None:
+    ours = gaussian_epsilon(sigma, delta)
+    exact = mp_epsilon(1.0 / sigma, delta)
+    assert exact <= ours <= exact * (1 + 1e-9) + 1e-12
+    assert gaussian_delta(sigma, ours) <= delta
+
+
+def test_laplace_and_rho() -> None:
+    assert laplace_scale(0.5, 2.0) >= 4.0
+    assert laplace_scale(0.5, 2.0) <= 4.0 * (1 + 1e-15)
+    assert laplace_epsilon(4.0, 2.0) >= 0.5
+    s = gaussian_sigma_for_rho(0.125)
+    assert 1.0 / (2 * s * s) <= 0.125
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, math.nan, math.inf])
+def test_bad_inputs_are_typed(bad: float) -> None:
+    with pytest.raises(InvalidParameter, match="epsilon"):
+        gaussian_sigma(bad, 1e-6)
+    with pytest.raises(InvalidParameter, match="delta"):
+        gaussian_sigma(1.0, bad if bad != 0.5 else 2.0)
+    with pytest.raises(InvalidParameter, match="sigma"):
+        gaussian_epsilon(bad, 1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    eps=st.floats(0.05, 10.0),
+    log_delta=st.floats(-12.0, -4.0),
+    count=st.integers(1, 200),
+)
+def test_calibrate_then_cost_round_trips_conservatively(eps: float, log_delta: float, count: int) -> None:
+    delta = 10.0**log_delta
+    sigma = gaussian_sigma(eps, delta, count=count)
+    spent = compose([GaussianEvent(sigma, count=count)], delta=delta, methods=("gdp", "rdp")).epsilon
+    assert spent <= eps  # never more than asked
+    assert spent >= eps * (1 - 1e-6)  # and not wastefully less
