@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "model": "safesynth.gateway.cli.model:model",
     "dp": "safesynth.gateway.cli.dp:dp",
     "ledger": "safesynth.ledger.cli:ledger",
+    "report": "safesynth.gateway.cli.report:report",
     "synth": "safesynth.gateway.cli.client:synth",
     "plan": "safesynth.gateway.cli.client:plan",
     "query": "safesynth.gateway.cli.client:query",

@@ -1,3 +1,5 @@
-"""safesynth.gateway.reports."""
+"""Compliance reports (GDPR Art. 30 record, DPIA annex, CCPA statement) built from the ledger alone."""
 
-__all__: list[str] = []
+from safesynth.gateway.reports.model import ComplianceReport, ControllerInfo
+
+__all__ = ["ComplianceReport", "ControllerInfo"]
