@@ -89,39 +89,75 @@ def decimal_string(value: Decimal | int | float | str) -> str:
     return text
 
 
-def _check_value(value: object, path: str, depth: int) -> None:
-    if depth > _MAX_DEPTH:
-        raise InvalidEntryError(f"payload nests deeper than {_MAX_DEPTH} levels at {path}")
-    if value is None or isinstance(value, bool | str):
-        return
-    if isinstance(value, int):
-        if abs(value) > _MAX_SAFE_INT:
-            raise InvalidEntryError(
-                f"payload integer at {path} exceeds 2**53-1; write large numbers as decimal strings"
-            )
-        return
-    if isinstance(value, float | Decimal):
-        raise NonCanonicalNumberError(path)
-    if isinstance(value, Mapping):
+class _Bad(Exception):
+    """Internal: a bad value; parents prepend their key to ``parts`` on the way up."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+        self.parts: list[str] = []
+
+
+def _clean(value: Any, depth: int) -> Any:
+    """Validate a JSON value and return a plain copy (dicts, lists, str, int, bool, None)."""
+    t = type(value)
+    if t is str or t is bool or value is None:
+        return value
+    if t is int:
+        if -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
+            return value
+        raise _Bad("int")
+    if depth >= _MAX_DEPTH:
+        raise _Bad("depth")
+    if t is dict or (t is not list and isinstance(value, Mapping)):
+        out = {}
         for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidEntryError(f"payload object key {key!r} at {path} is not a string")
-            _check_value(item, f"{path}.{key}", depth + 1)
-        return
-    if isinstance(value, list | tuple):
+            if type(key) is not str:
+                err = _Bad("key")
+                err.parts.append(f"[{key!r}]")
+                raise err
+            try:
+                out[key] = _clean(item, depth + 1)
+            except _Bad as err:
+                err.parts.append(f".{key}")
+                raise
+        return out
+    if t is list or t is tuple:
+        items = []
         for i, item in enumerate(value):
-            _check_value(item, f"{path}[{i}]", depth + 1)
-        return
-    raise InvalidEntryError(f"payload value at {path} has unsupported type {type(value).__name__}")
+            try:
+                items.append(_clean(item, depth + 1))
+            except _Bad as err:
+                err.parts.append(f"[{i}]")
+                raise
+        return items
+    if isinstance(value, float | Decimal):
+        raise _Bad("float")
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str):
+        return value[:]  # a str subclass (e.g. a StrEnum member) becomes its plain string
+    if isinstance(value, int):
+        return _clean(int(value), depth)
+    raise _Bad(f"type {type(value).__name__}")
 
 
-def _plain(value: Any) -> Any:
-    """A deep copy made of dicts and lists only (so callers cannot mutate a stored entry)."""
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
+def _checked(value: Any, path: str) -> Any:
+    """:func:`_clean` with the error turned into InvalidEntryError / NonCanonicalNumberError."""
+    try:
+        return _clean(value, 0)
+    except _Bad as err:
+        where = path + "".join(reversed(err.parts))
+        if err.problem == "float":
+            raise NonCanonicalNumberError(where) from None
+        if err.problem == "int":
+            raise InvalidEntryError(
+                f"payload integer at {where} exceeds 2**53-1; write large numbers as decimal strings"
+            ) from None
+        if err.problem == "depth":
+            raise InvalidEntryError(f"payload nests deeper than {_MAX_DEPTH} levels at {where}") from None
+        if err.problem == "key":
+            raise InvalidEntryError(f"payload object key at {where} is not a string") from None
+        raise InvalidEntryError(f"payload value at {where} has unsupported {err.problem}") from None
 
 
 def format_timestamp(moment: datetime) -> str:
@@ -156,9 +192,9 @@ def _jcs(plain: Any) -> bytes:
 
 def canonical_json(obj: Mapping[str, Any]) -> bytes:
     """RFC 8785 canonical JSON of ``obj`` (after checking it holds no floats)."""
-    _check_value(obj, "$", 0)
+    plain = _checked(obj, "$")
     try:
-        return _jcs(_plain(obj))
+        return _jcs(plain)
     except Exception as exc:  # e.g. lone surrogates have no UTF-8 form
         raise InvalidEntryError(f"value has no canonical JSON form: {exc}") from exc
 
@@ -194,8 +230,7 @@ class Entry:
         ts = utc_now() if timestamp is None else timestamp
         if not _TS_RE.match(ts):
             raise InvalidEntryError(f"timestamp {ts!r} is not RFC 3339 UTC with microseconds")
-        _check_value(payload, "$.payload", 1)
-        plain = _plain(payload)
+        plain = _checked(payload, "$.payload")
         try:
             body = _jcs({"seq": seq, "kind": kind, "payload": plain, "timestamp": ts, "actor": actor})
         except Exception as exc:  # e.g. lone surrogates have no UTF-8 form
@@ -219,7 +254,7 @@ class Entry:
         return {
             "seq": self.seq,
             "kind": self.kind,
-            "payload": _plain(self.payload),
+            "payload": _clean(self.payload, 0),
             "timestamp": self.timestamp,
             "actor": self.actor,
         }
@@ -257,7 +292,7 @@ def parse_entry_json(data: bytes, *, check_canonical: bool = True) -> Entry:
     if not isinstance(actor, str) or not actor:
         raise InvalidEntryError("entry actor is malformed")
     if check_canonical:
-        _check_value(payload, "$.payload", 1)
+        _checked(payload, "$.payload")
         if _jcs(obj) != bytes(data):
             raise InvalidEntryError("entry bytes are not in RFC 8785 canonical form")
     return Entry(seq=seq, kind=kind, payload=payload, timestamp=ts, actor=actor, _canonical=bytes(data))
@@ -273,5 +308,5 @@ def parse_json_payload(text: str | bytes) -> dict[str, Any]:
         raise InvalidEntryError(f"payload is not valid JSON: {exc}") from exc
     if not isinstance(obj, dict):
         raise InvalidEntryError("payload must be a JSON object")
-    _check_value(obj, "$", 0)
+    _checked(obj, "$")
     return obj

@@ -655,7 +655,8 @@ class LedgerStore:
                     if new_nodes:
                         conn.executemany("INSERT INTO nodes (level, idx, hash) VALUES (?, ?, ?)", new_nodes)
                     size += 1
-                    note = sign_checkpoint(Checkpoint(self.origin, size, frontier.root()), signers)
+                    head = Checkpoint(self.origin, size, frontier.root())
+                    note = sign_checkpoint(head, signers)
                     last_text = note.text()
                     conn.execute("INSERT INTO checkpoints (size, note) VALUES (?, ?)", (size, last_text))
                     if rotate_to is not None:
@@ -664,7 +665,7 @@ class LedgerStore:
                             "((SELECT COUNT(*) FROM keys), ?, ?, ?)",
                             (rotate_to.verifier().vkey(), size, size - 1),
                         )
-                    cp = SignedCheckpoint(Checkpoint(self.origin, size, frontier.root()), note)
+                    cp = SignedCheckpoint(head, note)
                     results.append((p, AppendResult(entry.seq, leaf, cp, entry)))
                 conn.execute("COMMIT")
             except BaseException:
