@@ -18,6 +18,7 @@ from safesynth.gateway.audit.errors import (
     InvalidAuditInput,
 )
 from safesynth.gateway.audit.gate import GateDecision, GatePolicy, gate
+from safesynth.gateway.audit.html import render_html
 from safesynth.gateway.audit.quality import QualityReport, TextQuality, UtilityResult, quality_report
 from safesynth.gateway.audit.report import AttackResult, AuditReport, EpsilonBound, ExactMatchTest, Verdict
 from safesynth.gateway.audit.risks import RiskEstimate
@@ -46,6 +47,7 @@ __all__ = [
     "gate",
     "make_design",
     "quality_report",
+    "render_html",
     "run_audit",
     "split",
 ]
