@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 from safesynth.gateway.dp._validate import check_count, check_delta, check_positive
 from safesynth.gateway.dp.errors import InvalidParameter
@@ -37,6 +38,12 @@ def _up(x: float) -> float:
     return math.nextafter(x, math.inf)
 
 
+def _ratio_up(num: float, den: float) -> float:
+    """num / den rounded up (exact quotients stay exact)."""
+    q = num / den
+    return q if Fraction(q) >= Fraction(num) / Fraction(den) else _up(q)
+
+
 def _down(x: float) -> float:
     return math.nextafter(x, 0.0)
 
@@ -45,14 +52,14 @@ def laplace_scale(epsilon: float, sensitivity: float = 1.0) -> float:
     """Laplace scale b = sensitivity / epsilon (rounded up) for an epsilon-DP release."""
     eps = check_positive("epsilon", epsilon)
     sens = check_positive("sensitivity", sensitivity)
-    return _up(sens / eps)
+    return _ratio_up(sens, eps)
 
 
 def laplace_epsilon(scale: float, sensitivity: float = 1.0) -> float:
     """The epsilon of the Laplace mechanism with this scale (rounded up)."""
     b = check_positive("scale", scale)
     sens = check_positive("sensitivity", sensitivity)
-    return _up(sens / b)
+    return _ratio_up(sens, b)
 
 
 def gdp_delta(mu: float, epsilon: float) -> float:
