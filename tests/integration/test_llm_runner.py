@@ -17,6 +17,7 @@ from safesynth.gateway.llm import (
     JsonOutputInvalid,
     PromptTooLong,
     Runner,
+    RunnerConfig,
     bundled_model_path,
     get_runner,
     inspect_model,
@@ -250,3 +251,17 @@ def test_total_usage_counts_every_call(runner: Runner) -> None:
     after = runner.total_usage
     assert after.calls == before.calls + 1
     assert after.completion_tokens == before.completion_tokens + g.completion_tokens
+
+
+def test_pool_of_two_instances_gives_the_same_batch(runner: Runner) -> None:
+    prompts = ["Name a river.", "Name a tree.", "Name a bird.", "Name a stone."]
+    expected = [g.text for g in runner.generate_batch(prompts, max_tokens=6, temperature=0.0)]
+    pooled = Runner(runner.path, RunnerConfig(pool_size=2, n_threads=1))
+    try:
+        assert pooled.pool_size == 2
+        batch = pooled.generate_batch(prompts, max_tokens=6, temperature=0.0)
+        assert [g.text for g in batch] == expected
+        assert batch.usage.calls == 4
+        assert pooled.total_usage.calls == 4
+    finally:
+        pooled.close()

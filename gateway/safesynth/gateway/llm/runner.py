@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from llama_cpp.llama_grammar import LlamaGrammar
 
 __all__ = [
+    "POOL_ENV",
     "THREADS_ENV",
     "BatchResult",
     "ChatMessages",
@@ -58,34 +59,52 @@ _SEED_LIMIT = 2**32 - 1  # 0xFFFFFFFF is llama.cpp's "random seed" marker
 
 
 THREADS_ENV = "SAFESYNTH_LLM_THREADS"
+POOL_ENV = "SAFESYNTH_LLM_POOL"
+
+
+def _env_int(name: str) -> int | None:
+    configured = os.environ.get(name, "").strip()
+    if not configured:
+        return None
+    try:
+        value = int(configured)
+    except ValueError as exc:
+        raise InvalidRequest(f"{name} must be a positive integer, got {configured!r}") from exc
+    if value < 1:
+        raise InvalidRequest(f"{name} must be a positive integer, got {configured!r}")
+    return value
 
 
 @dataclass(frozen=True)
 class RunnerConfig:
     """How to load the model.
 
-    ``n_threads=None`` means ``$SAFESYNTH_LLM_THREADS`` if set, else all cores divided among the pool.
-    (On a host where other processes compete for the cores, fewer llama.cpp threads than cores can be
-    much faster: its worker threads spin-wait on each other; see benchmarks/results/llm_runner.md.)
+    ``pool_size=None`` means ``$SAFESYNTH_LLM_POOL`` if set, else 1 instance. ``n_threads=None`` means
+    ``$SAFESYNTH_LLM_THREADS`` if set, else all cores divided among the pool's instances. For
+    batch-heavy work on few cores, 2 instances x 1 thread was the fastest layout measured (see
+    benchmarks/results/llm_runner.md); one instance with all cores gives the lowest single-call latency
+    on an idle machine.
     """
 
     n_ctx: int = 2048
     n_batch: int = 512
     n_threads: int | None = None
-    pool_size: int = 1
+    pool_size: int | None = None
     embedding_ctx: int = 512
+
+    def instances(self) -> int:
+        """Number of llama.cpp instances for generation."""
+        if self.pool_size is not None:
+            if self.pool_size < 1:
+                raise InvalidRequest(f"pool_size must be >= 1, got {self.pool_size}")
+            return self.pool_size
+        return _env_int(POOL_ENV) or 1
 
     def threads_per_instance(self) -> int:
         """Threads each llama.cpp instance uses."""
         if self.n_threads is not None:
             return max(1, self.n_threads)
-        configured = os.environ.get(THREADS_ENV, "").strip()
-        if configured:
-            try:
-                return max(1, int(configured))
-            except ValueError as exc:
-                raise InvalidRequest(f"{THREADS_ENV} must be an integer, got {configured!r}") from exc
-        return max(1, cpu_count() // max(1, self.pool_size))
+        return _env_int(THREADS_ENV) or max(1, cpu_count() // self.instances())
 
 
 class BatchResult(list[Generation]):
@@ -145,8 +164,6 @@ class Runner:
         Raises ModelNotFound / ModelFileInvalid / ModelLoadFailed naming the path and the fix.
         """
         self.config = config or RunnerConfig()
-        if self.config.pool_size < 1:
-            raise InvalidRequest(f"pool_size must be >= 1, got {self.config.pool_size}")
         self.path: Path = resolve_model_path(path)
         started = time.perf_counter()
         threads = self.config.threads_per_instance()
@@ -160,7 +177,7 @@ class Runner:
                     n_threads_batch=threads,
                 )
             )
-            for _ in range(self.config.pool_size)
+            for _ in range(self.config.instances())
         ]
         self.load_seconds = time.perf_counter() - started
         self._free: queue.Queue[_Slot] = queue.Queue()

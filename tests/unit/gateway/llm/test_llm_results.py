@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from safesynth.gateway.llm import Generation, InvalidRequest, RunnerConfig, Usage
 from safesynth.gateway.llm.errors import LLMError, ModelError, ModelFileInvalid, ModelNotFound
-from safesynth.gateway.llm.runner import THREADS_ENV, _check_sampling
+from safesynth.gateway.llm.runner import POOL_ENV, THREADS_ENV, _check_sampling
 
 
 def _gen(prompt: int, completion: int, seconds: float, cached: int = 0) -> Generation:
@@ -87,6 +87,15 @@ def test_threads_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
         RunnerConfig().threads_per_instance()
     monkeypatch.delenv(THREADS_ENV)
     assert RunnerConfig(pool_size=2).threads_per_instance() >= 1
+    assert RunnerConfig().instances() == 1
+    monkeypatch.setenv(POOL_ENV, "2")
+    assert RunnerConfig().instances() == 2
+    assert RunnerConfig(pool_size=3).instances() == 3
+    monkeypatch.setenv(POOL_ENV, "0")
+    with pytest.raises(InvalidRequest, match=POOL_ENV):
+        RunnerConfig().instances()
+    with pytest.raises(InvalidRequest, match="pool_size"):
+        RunnerConfig(pool_size=0).instances()
 
 
 def test_error_codes_are_stable_and_distinct() -> None:
