@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from safesynth.gateway.engines.text.selection import allocate, apply_threshold, select_output, select_parents
@@ -14,6 +14,7 @@ def test_threshold_subtracts_and_clips() -> None:
     assert out.tolist() == [3.0, 0.0, 0.0, 0.5]
 
 
+@settings(max_examples=40, deadline=None)
 @given(st.integers(0, 5000), st.lists(st.floats(-10, 1000, allow_nan=False), min_size=1, max_size=20))
 def test_allocate_sums_to_total_and_ignores_negative_shares(total: int, shares: list[float]) -> None:
     parts = allocate(total, shares)

@@ -17,7 +17,7 @@ _CANDIDATES = ["free prize call now", "see you at home", "the movie was great", 
 _CAND_EMB = _EMB.embed(_CANDIDATES)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(
     st.lists(st.text(min_size=0, max_size=40), min_size=0, max_size=12),
     st.text(min_size=0, max_size=40),
