@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from safesynth.gateway.dp.accountant import compose
+from safesynth.gateway.dp.accountant import PrivacyCost, compose
 from safesynth.gateway.dp.errors import BudgetExceeded
 from safesynth.gateway.dp.events import DpEvent, event_from_json
 from safesynth.gateway.dp.filter import FilterState, PrivacyFilter
@@ -25,7 +25,7 @@ from safesynth.gateway.service.errors import BudgetExhausted
 from safesynth.gateway.service.ledger_io import LockedLedger
 from safesynth.ledger.entry import decimal_string
 
-__all__ = ["Admission", "BudgetStatus", "SpendReceipt", "spend_events"]
+__all__ = ["Admission", "BudgetStatus", "SpendReceipt", "query_cost", "spend_events"]
 
 SPEND = "spend/v1"
 REFUSAL = "refusal/v1"
@@ -54,6 +54,20 @@ class BudgetStatus:
     epsilon_remaining: float
     delta_remaining: float
     rule: str
+
+
+#: A nominal delta for pure-DP requests (the accountant needs delta > 0; a pure cost spends none).
+NOMINAL_DELTA = 1e-12
+#: Methods for per-request costs: PLD is skipped (slow, and never better than "pure" for one request).
+FAST_METHODS = ("gdp", "rdp", "pure", "basic")
+
+
+def query_cost(events: Sequence[DpEvent], delta: float) -> PrivacyCost:
+    """The accountant's cost of a request's events; a pure-DP result spends delta 0."""
+    cost = compose(list(events), delta=delta if delta > 0 else NOMINAL_DELTA, methods=FAST_METHODS)
+    if cost.method in ("pure", "empty"):
+        return PrivacyCost(cost.epsilon, 0.0, cost.method, cost.terms, cost.candidates)
+    return cost
 
 
 def spend_events(payload: Mapping[str, Any]) -> list[DpEvent]:
@@ -151,11 +165,17 @@ class Admission:
         delta: float,
         actor: str,
         details: Mapping[str, Any],
+        cost: PrivacyCost | None = None,
     ) -> SpendReceipt:
-        """Append the spend if the filter admits ``events``; else a refusal and BudgetExhausted."""
+        """Append the spend if the filter admits ``events``; else a refusal and BudgetExhausted.
+
+        ``cost`` is the accountant's composition of ``events`` at ``delta`` (computed here if None);
+        it is recorded for information: admission is the filter's decision.
+        """
         flt = PrivacyFilter(epsilon_total, delta_total)
         events = tuple(events)
-        cost = compose(list(events), delta=delta)
+        if cost is None:
+            cost = query_cost(events, delta)
         rule = flt.decide(flt.empty_state(), ()).rule
         seen: dict[str, Any] = {}
 

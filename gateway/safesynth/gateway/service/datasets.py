@@ -164,8 +164,10 @@ class DatasetStore:
         _check_id(dataset)
         if not (math.isfinite(epsilon_total) and epsilon_total > 0):
             raise InvalidRequest("epsilon_total must be a finite number > 0")
-        if not (math.isfinite(delta_total) and 0 <= delta_total < 1):
-            raise InvalidRequest("delta_total must be in [0, 1)")
+        if not (math.isfinite(delta_total) and 0 < delta_total < 1):
+            raise InvalidRequest(
+                "delta_total must be in (0, 1): the privacy filter (rdp-filter/v1) converts Renyi DP with it"
+            )
         if self._db.one("SELECT id FROM datasets WHERE id = ?", (dataset,)) is not None:
             raise Conflict(f"dataset {dataset!r} is already registered")
         fraction = self._settings.holdout_fraction if holdout_fraction is None else float(holdout_fraction)

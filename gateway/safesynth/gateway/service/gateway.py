@@ -55,6 +55,13 @@ RELEASE = "release/v1"
 AUDIT = "audit/v1"
 
 
+#: Engine plans by (engine, public schema, request): a plan depends on public inputs only, so the plan
+#: endpoint and the submission that follows it (or a retry) reuse it. Small, process-wide, FIFO.
+_PLAN_CACHE: dict[str, Plan] = {}
+_PLAN_CACHE_SIZE = 64
+_PLAN_LOCK = threading.Lock()
+
+
 @dataclass(frozen=True)
 class LedgerView:
     """What the ledger endpoints need besides the store: origin and public key."""
@@ -311,6 +318,19 @@ class Gateway:
         delta = self._default_delta(record, body.delta)
         if delta > record.delta_total:
             raise InvalidRequest(f"delta={delta} is above the dataset's delta_total={record.delta_total}")
+        key = request_hash(
+            "plan",
+            body.engine,
+            record.schema.model_dump(mode="json"),
+            body.epsilon,
+            delta,
+            body.rows,
+            body.options,
+        )
+        with _PLAN_LOCK:
+            cached = _PLAN_CACHE.get(key)
+        if cached is not None:
+            return cached
         try:
             engine = get_engine(body.engine)
             request = SynthesisRequest(
@@ -320,9 +340,14 @@ class Gateway:
                 rows=body.rows,
                 options=dict(body.options),
             )
-            return engine.plan(record.schema, request)
+            plan = engine.plan(record.schema, request)
         except EngineError as exc:
             raise InvalidRequest(f"{exc.code}: {exc.message}", extra={"engine_code": exc.code}) from None
+        with _PLAN_LOCK:
+            _PLAN_CACHE[key] = plan
+            while len(_PLAN_CACHE) > _PLAN_CACHE_SIZE:
+                _PLAN_CACHE.pop(next(iter(_PLAN_CACHE)))
+        return plan
 
     def _plan_response(
         self, record: DatasetRecord, engine: str, rows: int | None, plan_json: Mapping[str, Any], events: Any
@@ -379,6 +404,7 @@ class Gateway:
                     delta_total=record.delta_total,
                     events=plan.events,
                     delta=float(plan.cost.delta),
+                    cost=plan.cost,
                     actor=principal.actor,
                     details={
                         "requester": principal.actor,
@@ -644,14 +670,14 @@ class Gateway:
 
     def plan_query(self, principal: Principal, dataset: str, body: wire.QueryRequest) -> wire.PlanResponse:
         """The events and cost of a DP statistic, and whether it would be admitted. Spends nothing."""
-        from safesynth.gateway.dp.accountant import compose
+        from safesynth.gateway.service.admission import query_cost
         from safesynth.gateway.service.queries import plan_query
 
         principal.require(A, N)
         record = self._visible_dataset(principal, dataset)
         plan = plan_query(record.schema, body)
         delta = float(body.delta or 0.0)
-        cost = compose(list(plan.events), delta=delta)
+        cost = query_cost(plan.events, delta)
         plan_json = {
             "events": [_json_ready(e.to_json()) for e in plan.events],
             "cost": {"epsilon": float(cost.epsilon), "delta": float(cost.delta), "method": cost.method},

@@ -158,7 +158,7 @@ def require_dp() -> None:
         from safesynth.gateway.dp.filter import PrivacyFilter
 
         PrivacyFilter(1.0, 1e-6).empty_state()
-        compose([], delta=0.0)
+        compose([], delta=1e-6)
         for name in ("laplace_mechanism", "discrete_laplace_mechanism", "exponential_mechanism"):
             getattr(mechanisms, name)
     except (ImportError, NotImplementedError, AttributeError) as exc:

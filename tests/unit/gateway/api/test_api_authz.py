@@ -25,7 +25,8 @@ LEDGER = {"admin", "auditor"}
 ADMIN = {"admin"}
 
 COUNT = {"kind": "count", "epsilon": 0.01, "purpose": "authz matrix"}
-SYNTH = {"engine": "tabular", "rows": 20, "epsilon": 0.5, "purpose": "authz matrix"}
+# the same request as the integration tests: the (slow) tabular plan is computed once per process
+SYNTH = {"engine": "tabular", "rows": 20, "epsilon": 1.0, "purpose": "integration test"}
 
 
 def _register_body() -> dict[str, Any]:
