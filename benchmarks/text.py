@@ -276,6 +276,37 @@ class Bench:
             name, f"real ({len(sub)} train texts)", 0, None, sub["text"].tolist(), sub["label"].tolist(), {}
         )
 
+    def embedding_probe(self, name: str, n_train: int = 1000, n_test: int = 300) -> None:
+        """Which public space routes votes better: 1-NN label agreement of real test texts to real train
+        texts (a private text votes for its nearest candidate: same-label neighbours mean useful votes)."""
+        from safesynth.gateway.engines.text.embed import ModelEmbedder, top_k_neighbours
+
+        train, test = self.dataset(name)
+        tr = train.sample(n=min(n_train, len(train)), random_state=1)
+        te = test.sample(n=min(n_test, len(test)), random_state=1)
+        spaces = {"hashing": self.hashing, "model": ModelEmbedder(self.raw_runner, "SmolLM2-135M")}
+        for space, embedder in spaces.items():
+            started = time.perf_counter()
+            nn = top_k_neighbours(embedder.embed(te["text"].tolist()), embedder.embed(tr["text"].tolist()), 1)
+            pred = tr["label"].to_numpy()[nn[:, 0]]
+            truth = te["label"].to_numpy()
+            labels = sorted(set(truth))
+            recalls = [float(np.mean(pred[truth == lab] == lab)) for lab in labels]
+            row = {
+                "dataset": name,
+                "method": f"embedding probe: {space}",
+                "seed": 1,
+                "epsilon": None,
+                "n_texts": len(tr),
+                "accuracy": round(float(np.mean(pred == truth)), 4),
+                "macro_f1": round(float(np.mean(recalls)), 4),
+                "note": "1-NN accuracy / balanced accuracy (macro-F1 column) of test->train in this space",
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+            self.results["runs"].append(row)
+            print(json.dumps(row), flush=True)
+            self.save()
+
     def _generator(self, name: str) -> CandidateGenerator:
         spec = DATASETS[name]
         prompts = PromptBuilder(spec["description"], spec["labels"], max_chars=spec["max_chars"])
@@ -461,6 +492,8 @@ def main() -> None:
     )
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--skip-main", action="store_true", help="only the requested studies")
+    parser.add_argument("--embedding-probe", action="store_true", help="only the 1-NN embedding probe")
+    parser.add_argument("--only-baseline", action="store_true", help="only the NOT-DP paper-style baseline")
     parser.add_argument(
         "--embedding-study", action="store_true", help="PE at eps 4 with T=1, hashing vs model embedding"
     )
@@ -471,6 +504,17 @@ def main() -> None:
     epsilons = [float(e) for e in args.epsilons.split(",")]
     for name in names:
         bench.real(name)
+    if args.embedding_probe:
+        for name in names:
+            bench.embedding_probe(name)
+        bench.save()
+        return
+    if args.only_baseline:
+        for seed in seeds:
+            for name in names:
+                bench.baseline(name, seed, 4.0)
+        bench.save()
+        return
     if args.embedding_study:
         for seed in seeds:
             for name in names:
