@@ -123,6 +123,8 @@ def gaussian_mechanism(
     x, shape = _prepare(values, clamp)
     g = release_grid(s, x)
     sig_g = math.nextafter(s * _SIGMA_INFLATION / g, math.inf)
+    if sig_g < 2.0**10:  # the lattice argument (module doc) wants a fine grid relative to sigma
+        raise InvalidParameter("values", "too large relative to sigma (|value| / sigma > 2^50)")
     z = discrete_gaussian(x / g, sig_g, r)
     return (z.astype(np.float64) * g).reshape(shape)
 
