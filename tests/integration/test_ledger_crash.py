@@ -27,7 +27,7 @@ while True:
     i += 1
 """
 
-ROUNDS = 6
+ROUNDS = 5
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ self-check on open would then refuse the store).
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 __all__ = ["FORMAT", "TABLES", "TRIGGERS", "create_schema", "schema_problems"]
@@ -100,27 +101,30 @@ def create_schema(db: Any) -> None:
         db.execute(sql)
 
 
-def schema_problems(db: Any) -> list[str]:
-    """Differences between the database's schema and the expected one (empty list: all good)."""
+def schema_problems(conn: sqlite3.Connection) -> list[str]:
+    """Differences between the database's schema and the expected one (empty list: all good).
+
+    Plain SQL (``PRAGMA table_info``), so that opening a store does not import sqlite-utils (which
+    pulls in pandas and numpy when they are installed).
+    """
     problems: list[str] = []
-    found = {
-        name: sql for name, sql in db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
-    }
+    found = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'").fetchall())
     for name, sql in TRIGGERS.items():
         if name not in found:
             problems.append(f"trigger {name} is missing")
         elif found[name] != sql:
             problems.append(f"trigger {name} was changed")
     problems.extend(f"unexpected trigger {name}" for name in found.keys() - TRIGGERS.keys())
-    tables = set(db.table_names())
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     for name, (columns, pk) in TABLES.items():
         if name not in tables:
             problems.append(f"table {name} is missing")
             continue
-        table = db[name]
-        if set(table.columns_dict) != set(columns):
+        info = conn.execute(f"PRAGMA table_info({name})").fetchall()  # our constant names
+        expected_types = {str: "TEXT", int: "INTEGER", bytes: "BLOB"}
+        if {(r[1], r[2].upper()) for r in info} != {(c, expected_types[t]) for c, t in columns.items()}:
             problems.append(f"table {name} has different columns")
-        pks = table.pks
+        pks = [r[1] for r in sorted(info, key=lambda r: r[5]) if r[5] > 0]
         if pks != ([pk] if isinstance(pk, str) else list(pk)):
             problems.append(f"table {name} has a different primary key")
     return problems

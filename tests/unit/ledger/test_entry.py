@@ -6,7 +6,7 @@ import hashlib
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from safesynth.ledger.entry import (
@@ -109,6 +109,7 @@ json_values = st.recursive(
 )
 
 
+@settings(max_examples=60, deadline=None)
 @given(payload=st.dictionaries(st.text(max_size=6), json_values, max_size=4))
 def test_build_parse_round_trip(payload: dict[str, object]) -> None:
     e = Entry.build(seq=7, kind="x.y-z/v2", payload=payload, actor="actor", timestamp=TS)
@@ -124,6 +125,7 @@ unicode_values = st.recursive(
 )
 
 
+@settings(max_examples=60, deadline=None)
 @given(payload=st.dictionaries(any_text, unicode_values, max_size=5))
 def test_canonical_json_equals_the_rfc8785_package(payload: dict[str, object]) -> None:
     import rfc8785

@@ -92,7 +92,8 @@ def test_clean_export_verifies(bundle: Bundle) -> None:
     verify_export(bundle.dir.parent / "sparse", bundle.log.verifier())
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.slow
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_any_flipped_byte_fails(bundle: Bundle, data: st.DataObject) -> None:
     bundle.restore()
@@ -210,7 +211,7 @@ def test_missing_and_extra_files(bundle: Bundle, tmp_path: Path) -> None:
     assert info.value.step == "1-manifest"
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_any_flipped_byte_in_a_proof_bundle_fails(bundle: Bundle, data: st.DataObject) -> None:
     obj = bundle.proof.to_json()
