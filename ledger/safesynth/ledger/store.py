@@ -234,7 +234,7 @@ class LedgerStore:
         """Committed entries with seq >= start_seq (optionally of some kinds), in order."""
         with self._lock:
             end = self._size()
-        return read_entries(self._conn, start_seq, end, kinds)
+        return read_entries(self._conn, start_seq, end, kinds, self._lock)
 
     def get(self, seq: int) -> Entry:
         """The entry at ``seq``."""

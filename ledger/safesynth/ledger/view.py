@@ -11,8 +11,10 @@ changed. The ledger stays the only authority.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Collection, Iterator
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from safesynth.ledger.entry import Entry, parse_entry_json
 from safesynth.ledger.errors import LedgerError
@@ -37,33 +39,47 @@ class EntrySource(Protocol):
         """Entries with seq >= start_seq (of the given kinds), in seq order."""
         ...
 
+    def leaf_hash(self, seq: int) -> bytes:
+        """The leaf hash of entry ``seq``."""
+        ...
+
 
 def _row_entry(body: bytes) -> Entry:
     return parse_entry_json(body, check_canonical=False)
 
 
 def read_entries(
-    conn: sqlite3.Connection, start_seq: int, end_seq: int, kinds: Collection[str] | None
+    conn: sqlite3.Connection,
+    start_seq: int,
+    end_seq: int,
+    kinds: Collection[str] | None,
+    lock: AbstractContextManager[Any] | None = None,
 ) -> Iterator[Entry]:
-    """Entries with start_seq <= seq < end_seq, optionally filtered by kind, read in pages."""
+    """Entries with start_seq <= seq < end_seq, optionally filtered by kind, read in pages.
+
+    With ``lock``, each page is fetched while holding it (the store's lock: never mid-transaction).
+    """
     page = 1000
+    guard: AbstractContextManager[Any] = lock if lock is not None else contextlib.nullcontext()
     seq = max(0, start_seq)
     kind_list = sorted(set(kinds)) if kinds is not None else None
     while seq < end_seq:
         if kind_list is None:
-            rows = conn.execute(
-                "SELECT seq, body FROM entries WHERE seq >= ? AND seq < ? ORDER BY seq LIMIT ?",
-                (seq, end_seq, page),
-            ).fetchall()
+            with guard:
+                rows = conn.execute(
+                    "SELECT seq, body FROM entries WHERE seq >= ? AND seq < ? ORDER BY seq LIMIT ?",
+                    (seq, end_seq, page),
+                ).fetchall()
         else:
             if not kind_list:
                 return
             marks = ",".join("?" * len(kind_list))
-            rows = conn.execute(
-                f"SELECT seq, body FROM entries WHERE kind IN ({marks}) AND seq >= ? AND seq < ? "  # noqa: S608
-                "ORDER BY seq LIMIT ?",
-                (*kind_list, seq, end_seq, page),
-            ).fetchall()
+            with guard:
+                rows = conn.execute(
+                    f"SELECT seq, body FROM entries WHERE kind IN ({marks}) AND seq >= ? AND seq < ? "  # noqa: S608
+                    "ORDER BY seq LIMIT ?",
+                    (*kind_list, seq, end_seq, page),
+                ).fetchall()
         if not rows:
             return
         for _, body in rows:
@@ -140,11 +156,11 @@ class Projection(Generic[S]):
         self.next_seq = 0
         self._last = None
 
-    def update(self, source: LedgerView | EntrySource) -> S:
+    def update(self, source: EntrySource) -> S:
         """Fold the entries of ``source`` not yet seen; return the state."""
         if source.size < self.next_seq:
             self.reset()
-        elif self._last is not None and isinstance(source, LedgerView):
+        elif self._last is not None:
             seq, digest = self._last
             if source.leaf_hash(seq) != digest:
                 self.reset()
