@@ -91,7 +91,21 @@ def _canon_cat(v: object) -> str:
 
 
 def _canon_series(s: pd.Series) -> npt.NDArray[np.object_]:
-    return np.asarray([_canon_cat(v) for v in s.tolist()], dtype=object)
+    """Canonical strings of a column's values (vectorised for string, integer and float columns)."""
+    null = s.isna().to_numpy()
+    if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_integer_dtype(s.dtype):
+        out = s.astype(str).to_numpy(dtype=object)
+    elif pd.api.types.is_float_dtype(s.dtype):
+        x = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        integral = np.isfinite(x) & (np.abs(x) < 2**53) & (x == np.floor(np.nan_to_num(x)))
+        out = np.where(integral, np.nan_to_num(x).astype(np.int64).astype(str), x.astype(str)).astype(object)
+    elif pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty"):
+        out = np.asarray(s.astype(object).to_numpy(), dtype=object)
+    else:
+        return np.asarray([_canon_cat(v) for v in s.tolist()], dtype=object)
+    out = np.array(out, dtype=object, copy=True)
+    out[null] = _NULL
+    return out
 
 
 def _numeric(s: pd.Series) -> FloatArray:

@@ -38,13 +38,13 @@ from safesynth.gateway.audit.errors import DatasetTooSmall, DesignMismatch, Inva
 from safesynth.gateway.audit.report import AttackResult, AuditReport, EpsilonBound, ExactMatchTest, Verdict
 from safesynth.gateway.audit.risks import RiskEstimate, risk_from_rates, singling_out
 from safesynth.gateway.audit.stats import (
+    PermutationTest,
     StatColumn,
     advantage,
     auc_delong,
     clopper_pearson,
     cp_epsilon,
     one_run_epsilon,
-    permutation_pvalue,
     tpr_at_fpr,
 )
 from safesynth.sdk.schema import DatasetSchema
@@ -408,9 +408,9 @@ def _run(
         if labels[isolated].sum() >= 2 and (~labels[isolated]).sum() >= 2:
             results.append(_attack_result(name, "isolated", s[isolated], labels[isolated]))
     perm_rng = np.random.default_rng(design.permutation_seed)
-    p_perm, top = permutation_pvalue(
-        _stat_columns(scores, isolated, labels), labels, n_permutations=design.n_permutations, rng=perm_rng
-    )
+    ptest = PermutationTest(labels, n_permutations=design.n_permutations, rng=perm_rng)
+    columns = _stat_columns(scores, isolated, labels)
+    p_perm, top = ptest.pvalue(columns) if columns else (1.0, "")
     fisher_ps = [e.fisher_p for e in exact]
     k_tests = 1 + len(fisher_ps)
     p_comb = min(1.0, k_tests * min([p_perm, *fisher_ps]))
@@ -426,7 +426,7 @@ def _run(
         notes.append(note)
 
     step("power", 0.75)
-    power = _power(scores, copy_values, isolated, labels, exact, k_tests, opts, perm_rng)
+    power = _power(scores, copy_values, isolated, labels, exact, k_tests, opts, ptest, perm_rng)
 
     all_results = [r for r in results if r.subset == "all"]
     max_adv = max((r.advantage for r in all_results), default=0.0)
@@ -570,19 +570,27 @@ def _power(
     exact: list[ExactMatchTest],
     k_tests: int,
     opts: AuditOptions,
+    ptest: PermutationTest,
     rng: np.random.Generator,
 ) -> float:
+    """Share of internal positive controls (verbatim copies added) that rule 3 would flag.
+
+    The unchanged attacks' permutation statistics are reused from the main test (first
+    ``power_permutations`` permutations); only the copy-sensitive attacks are recomputed.
+    """
     if not scores or labels.sum() < 2 or (~labels).sum() < 2:
         return 0.0
+    unchanged = _stat_columns({k: v for k, v in scores.items() if k not in copy_values}, isolated, labels)
     hits = 0
     for _ in range(opts.power_replicates):
         copied = labels & (rng.random(labels.size) < opts.power_copy_fraction)
         mod = {
-            name: np.where(copied, np.maximum(s, copy_values[name]), s) if name in copy_values else s
-            for name, s in scores.items()
+            name: np.where(copied, np.maximum(scores[name], value), scores[name])
+            for name, value in copy_values.items()
+            if name in scores
         }
-        p_perm, _ = permutation_pvalue(
-            _stat_columns(mod, isolated, labels), labels, n_permutations=opts.power_permutations, rng=rng
+        p_perm, _ = ptest.pvalue(
+            unchanged, changed=_stat_columns(mod, isolated, labels), rows=opts.power_permutations
         )
         ps = [p_perm]
         for e in exact:

@@ -30,6 +30,7 @@ import numpy.typing as npt
 from scipy import stats as sps
 
 __all__ = [
+    "PermutationTest",
     "StatColumn",
     "advantage",
     "auc_delong",
@@ -114,20 +115,74 @@ def _column_stats(col: StatColumn, perms: npt.NDArray[np.bool_]) -> tuple[F64, F
     """AUC and advantage of ``col`` under every label row of ``perms`` (shape P x n)."""
     idx = np.flatnonzero(col.subset)
     s = col.scores[idx]
-    lab = perms[:, idx].astype(np.float64)
-    n1 = lab.sum(axis=1)
+    lab = perms[:, idx]
+    n1 = lab.sum(axis=1, dtype=np.int64).astype(np.float64)
     n0 = idx.size - n1
     ok = (n1 > 0) & (n0 > 0)
     safe1, safe0 = np.where(ok, n1, 1.0), np.where(ok, n0, 1.0)
     r = midranks(s)
-    auc = np.where(ok, (lab @ r - n1 * (n1 + 1) / 2.0) / (safe1 * safe0), 0.5)
+    auc = np.where(
+        ok, (lab.astype(np.float32) @ r.astype(np.float32) - n1 * (n1 + 1) / 2.0) / (safe1 * safe0), 0.5
+    )
     order = np.argsort(-s, kind="stable")
     ss = s[order]
     ends = np.flatnonzero(np.r_[ss[1:] != ss[:-1], True])
-    tp = np.cumsum(lab[:, order], axis=1)[:, ends]
-    fp = (ends + 1)[None, :] - tp
-    adv = np.where(ok, np.max(tp / safe1[:, None] - fp / safe0[:, None], axis=1), 0.0)
+    tp = np.cumsum(lab[:, order], axis=1, dtype=np.int32)[:, ends].astype(np.float32)
+    fp = (ends + 1).astype(np.float32)[None, :] - tp
+    adv = np.where(
+        ok,
+        np.max(tp / safe1[:, None].astype(np.float32) - fp / safe0[:, None].astype(np.float32), axis=1),
+        0.0,
+    )
     return np.asarray(auc, dtype=np.float64), np.maximum(np.asarray(adv, dtype=np.float64), 0.0)
+
+
+class PermutationTest:
+    """The max-statistic permutation test over attacks, with the label permutations drawn once.
+
+    Each column's studentised statistics under the permutations are cached by name, so that a variant
+    of the scores (the power simulation changes a few columns) costs only the changed columns.
+    """
+
+    def __init__(self, labels: B, *, n_permutations: int, rng: np.random.Generator) -> None:
+        self.labels = labels
+        self.perms = np.empty((n_permutations + 1, labels.size), dtype=np.bool_)
+        self.perms[0] = labels
+        self.perms[1:] = rng.permuted(np.tile(labels, (n_permutations, 1)), axis=1)
+        self._cache: dict[str, list[tuple[str, F64]]] = {}
+
+    def z(self, col: StatColumn, rows: int | None = None) -> list[tuple[str, F64]]:
+        """Studentised (name, statistic per permutation row) of one column; row 0 is the observed."""
+        perms = self.perms if rows is None else self.perms[: rows + 1]
+        out: list[tuple[str, F64]] = []
+        for stat_name, values in zip(("auc", "advantage"), _column_stats(col, perms), strict=True):
+            null = values[1:]
+            sd = float(null.std())
+            if sd <= 1e-12:
+                continue
+            out.append((f"{col.name}:{stat_name}", (values - float(null.mean())) / sd))
+        return out
+
+    def pvalue(
+        self, columns: Sequence[StatColumn], *, changed: Sequence[StatColumn] = (), rows: int | None = None
+    ) -> tuple[float, str]:
+        """p-value over ``columns`` (cached by name) plus ``changed`` (recomputed, not cached)."""
+        if self.labels.sum() == 0 or (~self.labels).sum() == 0:
+            return 1.0, ""
+        n_rows = self.perms.shape[0] - 1 if rows is None else min(rows, self.perms.shape[0] - 1)
+        parts: list[tuple[str, F64]] = []
+        for col in columns:
+            if col.name not in self._cache:
+                self._cache[col.name] = self.z(col)
+            parts += [(name, z[: n_rows + 1]) for name, z in self._cache[col.name]]
+        for col in changed:
+            parts += self.z(col, n_rows)
+        if not parts:
+            return 1.0, ""
+        z = np.vstack([p[1] for p in parts])
+        t = z.max(axis=0)
+        p = (1.0 + float(np.count_nonzero(t[1:] >= t[0] - 1e-12))) / (n_rows + 1.0)
+        return min(1.0, p), parts[int(np.argmax(z[:, 0]))][0]
 
 
 def permutation_pvalue(
@@ -138,27 +193,9 @@ def permutation_pvalue(
     rng: np.random.Generator,
 ) -> tuple[float, str]:
     """One p-value across all columns (max of studentised AUC and advantage) and the column that won."""
-    if not columns or labels.sum() == 0 or (~labels).sum() == 0:
+    if not columns:
         return 1.0, ""
-    perms = np.empty((n_permutations + 1, labels.size), dtype=np.bool_)
-    perms[0] = labels
-    perms[1:] = rng.permuted(np.tile(labels, (n_permutations, 1)), axis=1)
-    z_parts: list[F64] = []
-    names: list[str] = []
-    for col in columns:
-        for stat_name, values in zip(("auc", "advantage"), _column_stats(col, perms), strict=True):
-            null = values[1:]
-            sd = float(null.std())
-            if sd <= 1e-12:
-                continue
-            z_parts.append((values - float(null.mean())) / sd)
-            names.append(f"{col.name}:{stat_name}")
-    if not z_parts:
-        return 1.0, ""
-    z = np.vstack(z_parts)  # columns x (P+1)
-    t = z.max(axis=0)
-    p = (1.0 + float(np.count_nonzero(t[1:] >= t[0] - 1e-12))) / (n_permutations + 1.0)
-    return min(1.0, p), names[int(np.argmax(z[:, 0]))]
+    return PermutationTest(labels, n_permutations=n_permutations, rng=rng).pvalue(columns)
 
 
 def one_run_epsilon(correct: int, guesses: int, *, beta: float) -> float:
