@@ -8,10 +8,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from safesynth.gateway.dp.filter import FilterState, PrivacyFilter
-
 from safesynth.gateway.dp.errors import DPError
 from safesynth.gateway.dp.events import DpEvent, event_from_json
+from safesynth.gateway.dp.filter import FilterState, PrivacyFilter
 from safesynth.gateway.reports.model import (
     AuditRow,
     ComplianceReport,
