@@ -57,7 +57,7 @@ def _spends(client: httpx.Client) -> list[dict[str, Any]]:
 
 @pytest.mark.slow
 def test_synthesis_job_events_download_and_retry(tmp_path: Path) -> None:
-    settings = settings_for(tmp_path / "home")
+    settings = settings_for(tmp_path / "home", run_audits=True)
     token = init(settings)
     with (
         running(settings) as url,
@@ -99,10 +99,19 @@ def test_synthesis_job_events_download_and_retry(tmp_path: Path) -> None:
         assert "\n=" not in csv and ",=" not in csv  # formula cells neutralized
         records = client.get(f"/v1/releases/{release}/data", params={"format": "json"}).json()
         assert len(records) == 20
-        kinds = [
-            e["kind"] for e in client.get("/v1/ledger/entries", params={"limit": 1000}).json()["entries"]
-        ]
-        assert kinds.count("release/v1") == 1
+        entries = client.get("/v1/ledger/entries", params={"limit": 1000}).json()["entries"]
+        kinds = [e["kind"] for e in entries]
+        assert kinds.count("release/v1") == 1 and kinds.count("audit/v1") == 1
+        audit_entry = next(e for e in entries if e["kind"] == "audit/v1")
+        assert audit_entry["payload"]["release"] == release
+        audit = client.get(f"/v1/releases/{release}/audit")
+        assert audit.status_code == 200, audit.text
+        assert audit.json()["verdict"] == meta["audit_verdict"] == audit_entry["payload"]["verdict"]
+        assert audit.json()["accountant_epsilon"] == meta["epsilon"]
+        quality = client.get(f"/v1/releases/{release}/quality")
+        assert quality.status_code == 200 and "tvd_1way_mean" in quality.json()["metrics"], quality.text
+        report = json.dumps(audit.json()) + json.dumps(quality.json())
+        assert "HYPERLINK" not in report  # aggregates only: no private value in the reports
 
 
 @pytest.mark.slow

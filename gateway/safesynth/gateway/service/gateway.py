@@ -496,16 +496,15 @@ class Gateway:
     def _audit_release(
         self, release: ReleaseRecord, record: DatasetRecord, train: Any, synthetic: Any
     ) -> None:
-        """Run the audit suite (if installed) and record its aggregates; failures are recorded, not raised."""
+        """Run the audit suite and the quality report; record the audit's aggregates (``audit/v1``).
+
+        An audit that fails is recorded as such (verdict ``error``); the release stays (its spend was
+        charged when the job was admitted).
+        """
+        from safesynth.gateway.audit import quality_report, run_audit
+
         design = self.datasets.design(record.id)
         if design is None:
-            return
-        import importlib
-
-        audit_module = importlib.import_module("safesynth.gateway.audit")
-        run_audit = getattr(audit_module, "run_audit", None)
-        quality_report = getattr(audit_module, "quality_report", None)
-        if run_audit is None:
             return
         holdout = self.datasets.load(record.id, "holdout")
         try:
@@ -518,10 +517,12 @@ class Gateway:
                 accountant_epsilon=release.epsilon,
                 delta=release.delta,
             )
-            audit_json = _json_ready(report.to_json())
-            verdict = str(getattr(report, "verdict", audit_json.get("verdict", "unknown")))
+            audit_json: dict[str, Any] = _json_ready(report.to_json())
+            ledger_json: dict[str, Any] = report.to_ledger_json()
+            verdict = str(report.verdict)
         except Exception as exc:
-            audit_json = {"error": getattr(exc, "code", type(exc).__name__), "message": str(exc)[:500]}
+            audit_json = {"error": str(getattr(exc, "code", type(exc).__name__)), "message": str(exc)[:500]}
+            ledger_json = dict(audit_json)
             verdict = "error"
         entry = self.ledger.append(
             AUDIT,
@@ -529,18 +530,15 @@ class Gateway:
                 "dataset": record.id,
                 "release": release.id,
                 "verdict": verdict,
-                "report": ledger_safe(audit_json),
+                "report": ledger_safe(ledger_json),
             },
             actor="gateway",
         )
-        quality_json: dict[str, Any] | None = None
+        quality_json: dict[str, Any]
         try:
-            if quality_report is None:
-                raise LookupError("no quality report in this build")
-            quality = quality_report(train, holdout, synthetic, record.schema)
-            quality_json = _json_ready(quality.to_json())
+            quality_json = _json_ready(quality_report(train, holdout, synthetic, record.schema).to_json())
         except Exception as exc:
-            quality_json = {"error": getattr(exc, "code", type(exc).__name__)}
+            quality_json = {"error": str(getattr(exc, "code", type(exc).__name__)), "message": str(exc)[:500]}
         self.releases.update(
             release.id, audit=audit_json, audit_verdict=verdict, audit_seq=entry.seq, quality=quality_json
         )
@@ -903,47 +901,81 @@ def _inclusion_wire(proof: Any) -> wire.InclusionProof:
     )
 
 
-def _numbers(obj: Any) -> dict[str, float | None]:
-    out: dict[str, float | None] = {}
-    if isinstance(obj, Mapping):
-        for key, value in list(obj.items())[:256]:
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                out[str(key)[:200]] = float(value) if math.isfinite(float(value)) else None
-    return out
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(float(value)):
+        return None
+    return float(value)
+
+
+def _prob(value: Any) -> float | None:
+    number = _num(value)
+    return None if number is None else min(1.0, max(0.0, number))
 
 
 def _audit_summary(record: ReleaseRecord) -> wire.AuditSummary:
     audit = dict(record.audit or {})
     attacks = []
     for item in audit.get("attacks", []) or []:
-        if not isinstance(item, Mapping) or not isinstance(item.get("auc"), int | float):
+        if not isinstance(item, Mapping) or _prob(item.get("auc")) is None:
             continue
-        try:
-            attacks.append(
-                wire.AttackResult(
-                    name=str(item.get("name", "?"))[:200],
-                    auc=min(1.0, max(0.0, float(item["auc"]))),
-                    epsilon_lower_bound=item.get("epsilon_lower_bound")
-                    if isinstance(item.get("epsilon_lower_bound"), int | float)
-                    else None,
-                )
+        points = []
+        for fpr, key in ((0.01, "tpr_at_fpr_1pct"), (0.1, "tpr_at_fpr_10pct")):
+            tpr = _prob(item.get(key))
+            if tpr is not None:
+                low, high = _prob(item.get(f"{key}_low")), _prob(item.get(f"{key}_high"))
+                points.append(wire.TprAtFpr(fpr=fpr, tpr=tpr, tpr_ci_low=low, tpr_ci_high=high))
+        attacks.append(
+            wire.AttackResult(
+                name=f"{item.get('attack', '?')}/{item.get('subset', 'all')}"[:200],
+                auc=_prob(item.get("auc")) or 0.0,
+                auc_ci_low=_prob(item.get("auc_low")),
+                auc_ci_high=_prob(item.get("auc_high")),
+                tpr_at_fpr=tuple(points),
             )
-        except ValueError:
-            continue
-    lower = audit.get("empirical_epsilon_lower_bound", audit.get("epsilon_lower_bound"))
+        )
+    bound = audit.get("epsilon_bound")
+    lower = _num(bound.get("value")) if isinstance(bound, Mapping) else None
+    metrics = {
+        key: _num(audit.get(key))
+        for key in ("max_auc", "max_advantage", "permutation_p", "combined_p", "power", "runtime_seconds")
+        if key in audit
+    }
     return wire.AuditSummary(
         release_id=record.id,
         verdict=(record.audit_verdict or "unknown")[:200],
         attacks=tuple(attacks[:64]),
-        empirical_epsilon_lower_bound=float(lower) if isinstance(lower, int | float) and lower >= 0 else None,
+        empirical_epsilon_lower_bound=lower if lower is not None and lower >= 0 else None,
         accountant_epsilon=record.epsilon,
         accountant_delta=record.delta,
-        metrics=_numbers(audit.get("metrics", audit)),
+        metrics=metrics,
         audit_seq=record.audit_seq,
-        design_commitment=None,
+        design_commitment=str(audit.get("design_commitment", ""))[:200] or None,
     )
+
+
+_QUALITY_KEYS = (
+    "tvd_1way_mean",
+    "tvd_2way_mean",
+    "tvd_2way_max",
+    "tvd_3way_mean",
+    "correlation_diff",
+    "association_diff",
+    "discriminator_auc",
+    "runtime_seconds",
+)
 
 
 def _quality_summary(record: ReleaseRecord) -> wire.QualitySummary:
     quality = dict(record.quality or {})
-    return wire.QualitySummary(release_id=record.id, metrics=_numbers(quality.get("metrics", quality)))
+    metrics = {key: _num(quality.get(key)) for key in _QUALITY_KEYS if key in quality}
+    for item in quality.get("utility", []) or []:
+        if isinstance(item, Mapping):
+            name = f"utility:{item.get('model')}:{item.get('trained_on')}:{item.get('metric')}"[:200]
+            metrics[name] = _num(item.get("value"))
+    per_column = quality.get("tvd_1way", {})
+    columns = {
+        str(name)[:128]: {"tvd_1way": _num(value)}
+        for name, value in (per_column.items() if isinstance(per_column, Mapping) else [])
+    }
+    notes = tuple(str(n)[:4000] for n in (quality.get("notes") or [])[:64])
+    return wire.QualitySummary(release_id=record.id, metrics=metrics, columns=columns, notes=notes)

@@ -224,11 +224,11 @@ class JobManager:
         self._update(job_id, state="running", started_at=_now(), stage="starting", progress=0.0)
         try:
             release_id = work(handle)
-        except JobCancelled:
-            self._finish(job_id, "cancelled", "cancelled", "the job was cancelled; its spend stays recorded")
         except Exception as exc:
-            code = str(getattr(exc, "code", "job_failed"))
-            if code == "cancelled":
+            code = "cancelled" if isinstance(exc, JobCancelled) else str(getattr(exc, "code", "job_failed"))
+            if code == "cancelled" and self._closed:
+                self._finish(job_id, "failed", "gateway_shutdown", "the gateway shut down while the job ran")
+            elif code == "cancelled":
                 self._finish(
                     job_id, "cancelled", "cancelled", "the job was cancelled; its spend stays recorded"
                 )
