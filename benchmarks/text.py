@@ -441,6 +441,24 @@ def markdown(results: Mapping[str, Any]) -> str:
             f"{r.get('mmd_hashing', '')} | {r.get('mmd_model', '')} | {r.get('exact_copy_share', '')} | "
             f"{r.get('shared_8gram_share', '')} | {r.get('seconds', '')} | {g.get('tokens_per_second', '')} |"
         )
+    lines += ["", "## Goal check: private evolution at epsilon 4 against zero-shot", ""]
+    for name in sorted({r["dataset"] for r in results["runs"]}):
+        zero = [r for r in results["runs"] if r["dataset"] == name and r["method"].startswith("zero-shot")]
+        pe4 = [
+            r
+            for r in results["runs"]
+            if r["dataset"] == name and r["method"].startswith("private evolution") and r["epsilon"] == 4.0
+        ]
+        if zero and pe4:
+            z, p = zero[0], pe4[0]
+            lines.append(
+                f"- {name}: macro-F1 {p['macro_f1']:.3f} vs {z['macro_f1']:.3f} "
+                f"({p['macro_f1'] - z['macro_f1']:+.3f}); accuracy {p['accuracy']:.3f} vs "
+                f"{z['accuracy']:.3f} ({p['accuracy'] - z['accuracy']:+.3f}); "
+                f"mmd {p.get('mmd_hashing')} vs {z.get('mmd_hashing')}"
+            )
+        else:
+            lines.append(f"- {name}: not measured (run did not reach it)")
     lines += ["", "## Examples (first texts of each label)", ""]
     for r in results["runs"]:
         if "examples" in r and not r["method"].startswith("real"):
