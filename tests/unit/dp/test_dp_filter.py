@@ -13,6 +13,7 @@ from safesynth.gateway.dp import rdp
 from safesynth.gateway.dp.accountant import compose
 from safesynth.gateway.dp.errors import BudgetExceeded, InvalidParameter
 from safesynth.gateway.dp.events import (
+    DiscreteGaussianEvent,
     DpEvent,
     ExponentialEvent,
     GaussianEvent,
@@ -34,9 +35,17 @@ def test_basic_test_admits_pure_requests_up_to_the_budget_exactly() -> None:
     assert "budget" in d3.reason
 
 
-def test_rdp_test_admits_gaussians_and_records_the_order() -> None:
+def test_gdp_test_admits_gaussians_close_to_the_exact_value() -> None:
     f = PrivacyFilter(1.0, 1e-6)
     d = f.decide(f.empty_state(), [GaussianEvent(10.0, count=2)])
+    assert d.admitted and d.test == "gdp" and d.order is None
+    exact = compose([GaussianEvent(10.0, count=2)], delta=1e-6).epsilon
+    assert exact <= d.epsilon_spent <= exact * 1.1  # the GDP test pays only delta/2 for adaptivity
+
+
+def test_rdp_test_admits_non_gdp_events_and_records_the_order() -> None:
+    f = PrivacyFilter(1.0, 1e-6)
+    d = f.decide(f.empty_state(), [DiscreteGaussianEvent(10.0, count=2)])
     assert d.admitted and d.test == "rdp" and d.order in set(FILTER_ORDERS.tolist())
     assert 0 < d.epsilon_spent <= 1.0
     assert math.isclose(d.epsilon_remaining, 1.0 - d.epsilon_spent)
@@ -96,6 +105,7 @@ request_st = st.lists(
         st.builds(LaplaceEvent, st.floats(0.5, 40.0), st.just(1.0), st.integers(1, 5)),
         st.builds(ExponentialEvent, st.floats(0.01, 1.5), st.integers(1, 5)),
         st.builds(PartitionSelectionEvent, st.floats(0.05, 1.0), st.floats(1e-9, 1e-7), st.just(1)),
+        st.builds(DiscreteGaussianEvent, st.floats(0.5, 40.0), st.just(1), st.integers(1, 5)),
     ),
     min_size=1,
     max_size=3,

@@ -3,8 +3,9 @@
 :func:`compose` evaluates every method that is *valid* for the event mix and reports the smallest
 epsilon, with the method's name (all values rounded up; never under-reported):
 
-* ``gdp``: only continuous Gaussian events -> mu-GDP with mu^2 = sum count (D/sigma)^2, whose
-  privacy profile is exact (Dong, Roth & Su 2019, Cor. 3.3; equals Balle & Wang 2018 analytic).
+* ``gdp``: Gaussian events -> mu-GDP with mu^2 = sum count (D/sigma)^2, whose privacy profile is
+  exact for Gaussian-only sequences (Dong, Roth & Su 2019, Cor. 3.3; = Balle & Wang 2018); pure
+  epsilon-DP events may join through eps-DP => mu(eps)-GDP (valid, loose).
 * ``rdp``: every kind; Rényi curves summed on the dense order grid :data:`rdp.ORDERS` (exact Laplace
   curve, bounded-range curve for the exponential mechanism, tight pure-DP curve, Gaussian), converted
   with the optimal conversion of Canonne-Kamath-Steinke 2020 / Asoodeh et al. 2021; approximate-DP
@@ -29,9 +30,15 @@ import numpy as np
 
 from safesynth.gateway.dp import rdp as _rdp
 from safesynth.gateway.dp._validate import check_delta, check_positive
-from safesynth.gateway.dp.calibration import gdp_delta, gdp_epsilon
+from safesynth.gateway.dp.calibration import gdp_delta, gdp_epsilon, gdp_mu_of_pure
 from safesynth.gateway.dp.errors import InvalidParameter
-from safesynth.gateway.dp.events import DpEvent, GaussianEvent, flatten
+from safesynth.gateway.dp.events import (
+    DiscreteGaussianEvent,
+    DpEvent,
+    GaussianEvent,
+    ZCdpEvent,
+    flatten,
+)
 from safesynth.gateway.dp.pld import PLD_DISCRETIZATION, pld_for, pld_supported
 
 __all__ = ["METHODS", "PrivacyCost", "compose", "smallest_delta"]
@@ -78,11 +85,31 @@ def _rdp_total(leaves: Iterable[DpEvent]) -> tuple[np.ndarray[Any, np.dtype[np.f
     return total, approx
 
 
-def _gdp_mu(leaves: Sequence[DpEvent]) -> float | None:
-    if not leaves or not all(isinstance(e, GaussianEvent) for e in leaves):
+def _gdp_mu(leaves: Sequence[DpEvent]) -> tuple[float, float] | None:
+    """(mu, delta of approximate events) if every event is (delta-approximately) mu-GDP: Gaussians
+    exactly (mu = D / sigma), epsilon-DP events through eps-DP => mu(eps)-GDP (Dong, Roth & Su 2019),
+    (eps, delta) events as delta-failures of eps-DP ones; None otherwise."""
+    if not leaves:
         return None
-    s = math.fsum(e.count * (e.sensitivity / e.sigma) ** 2 for e in leaves if isinstance(e, GaussianEvent))
-    return math.nextafter(math.sqrt(s) * (1.0 + 1e-14), math.inf)
+    terms = []
+    approx = 0.0
+    for e in leaves:
+        if isinstance(e, GaussianEvent):
+            terms.append(e.count * (e.sensitivity / e.sigma) ** 2)
+        elif isinstance(e, ZCdpEvent | DiscreteGaussianEvent):
+            return None
+        else:
+            eps = _rdp.pure_epsilon(e)
+            if not math.isfinite(eps):
+                return None
+            count = getattr(e, "count", 1)
+            terms.append(count * gdp_mu_of_pure(eps) ** 2)
+            approx += count * float(getattr(e, "delta", 0.0))
+    return math.nextafter(math.sqrt(math.fsum(terms)) * (1.0 + 1e-14), math.inf), approx
+
+
+def _gaussian_only(leaves: Sequence[DpEvent]) -> bool:
+    return all(isinstance(e, GaussianEvent) for e in leaves)
 
 
 def _pure_and_delta(leaves: Sequence[DpEvent]) -> tuple[float, float]:
@@ -140,8 +167,8 @@ def compose(
         return PrivacyCost(0.0, 0.0, "empty", (), {})
     cand: dict[str, float] = {}
     best_order: float | None = None
-    if "gdp" in use and (mu := _gdp_mu(leaves)) is not None:
-        cand["gdp"] = gdp_epsilon(mu, d)
+    if "gdp" in use and (g := _gdp_mu(leaves)) is not None and g[1] < d:
+        cand["gdp"] = gdp_epsilon(g[0], d - g[1])
     if "rdp" in use:
         total, approx = _rdp_total(leaves)
         if approx < d:
@@ -154,7 +181,7 @@ def compose(
         elif dsum > 0.0 and dsum <= d and "basic" in use:
             cand["basic"] = pure
     # PLD cannot beat the exact GDP value for Gaussian-only sequences: skip it there.
-    if "pld" in use and "gdp" not in cand and pld_supported(leaves):
+    if "pld" in use and not _gaussian_only(leaves) and pld_supported(leaves):
         scale_hint = cand.get("rdp", 1.0)
         pld = pld_for(leaves, value_discretization_interval=_vdi(scale_hint))
         eps_pld = float(pld.get_epsilon_for_delta(d))
@@ -180,8 +207,8 @@ def smallest_delta(
         return PrivacyCost(eps, 0.0, "empty", (), {})
     cand: dict[str, float] = {}
     best_order: float | None = None
-    if "gdp" in use and (mu := _gdp_mu(leaves)) is not None:
-        cand["gdp"] = min(1.0, gdp_delta(mu, eps) * (1.0 + 1e-9))
+    if "gdp" in use and (g := _gdp_mu(leaves)) is not None:
+        cand["gdp"] = min(1.0, gdp_delta(g[0], eps) * (1.0 + 1e-9) + g[1])
     if "rdp" in use:
         total, approx = _rdp_total(leaves)
         dd, best_order = _rdp.delta_from_rdp(total, eps)
@@ -189,7 +216,7 @@ def smallest_delta(
     pure, dsum = _pure_and_delta(leaves)
     if math.isfinite(pure) and pure <= eps and ("pure" in use or "basic" in use):
         cand["pure" if dsum == 0.0 else "basic"] = dsum
-    if "pld" in use and "gdp" not in cand and pld_supported(leaves):
+    if "pld" in use and not _gaussian_only(leaves) and pld_supported(leaves):
         pld = pld_for(leaves, value_discretization_interval=_vdi(eps))
         cand["pld"] = min(1.0, float(pld.get_delta_for_epsilon(eps)) * (1.0 + 1e-9))
     method = min(cand, key=lambda k: cand[k])

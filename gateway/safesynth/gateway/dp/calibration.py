@@ -26,6 +26,7 @@ __all__ = [
     "gdp_delta",
     "gdp_epsilon",
     "gdp_mu_for",
+    "gdp_mu_of_pure",
     "laplace_epsilon",
     "laplace_scale",
 ]
@@ -161,3 +162,14 @@ def gaussian_sigma_for_rho(rho: float, sensitivity: float = 1.0) -> float:
     r = check_positive("rho", rho)
     sens = check_positive("sensitivity", sensitivity)
     return _up(sens / math.sqrt(2.0 * r))
+
+
+def gdp_mu_of_pure(epsilon: float) -> float:
+    """mu with epsilon-DP => mu-GDP: mu = 2 Phi^-1(e^eps / (1 + e^eps)) (Dong, Roth & Su 2019): the
+    convex curve G_mu lies below the two-piece linear trade-off curve of eps-DP iff it does at the
+    kink alpha = 1/(1 + e^eps). Rounded up."""
+    from scipy.special import ndtri
+
+    p = 1.0 / (1.0 + math.exp(-epsilon))
+    mu = 2.0 * float(ndtri(p))
+    return math.nextafter(mu * (1.0 + 1e-12), math.inf)

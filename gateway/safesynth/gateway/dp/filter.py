@@ -1,27 +1,31 @@
 """Privacy filter: the admission rule for adaptively chosen requests (``rdp-filter/v1``).
 
-The budget (epsilon_B, delta_B) is fixed when the dataset is registered. It is split into
-``delta_rdp = (1 - s) delta_B`` for the Rényi part and ``delta_approx = s delta_B`` for the
-approximate-DP events (partition selection, generic (eps, delta) events), s = ``approx_delta_share``.
-The state is the *sum* of the admitted events' RDP curves on the fixed order grid
-:data:`FILTER_ORDERS` (|Lambda| = 40 orders), the sum of their deltas, and the sum of their pure-DP
-epsilons (infinite once a Gaussian-type event is admitted). A request (its events) is admitted iff,
-with the request added,
+The budget (epsilon_B, delta_B) is fixed when the dataset is registered. ``delta_approx = s delta_B``
+(s = ``approx_delta_share``, default 0.25) is reserved for approximate-DP events (partition
+selection, generic (eps, delta) events); of the rest, ``delta_gdp`` (half) goes to a Gaussian-DP
+test and ``delta_o`` = the other half / |Lambda| to each order of the fixed grid
+:data:`FILTER_ORDERS` (|Lambda| = 40). The running state holds the sums over admitted events of
+their RDP curves on Lambda, their deltas, their pure epsilons (exact rationals; undefined once a
+Gaussian-type event is admitted) and their GDP mu^2 (undefined once a zCDP or discrete-Gaussian
+event is admitted). A request is admitted iff, with its events added,
 
 1. ``sum delta_i <= delta_approx``, and
-2. either (a) ``sum eps_i <= epsilon_B`` (all admitted events pure or approximate DP; recorded as
-   ``basic``), or (b) some order alpha in Lambda has ``sum rdp_i(alpha) <= B(alpha)`` with
-   ``B(alpha) = epsilon_B - log((alpha-1)/alpha) + (log(delta_rdp / |Lambda|) + log alpha)/(alpha-1)``
-   (recorded as ``rdp`` with the witnessing order).
+2. one of the tests holds (the decision records which):
+   ``basic``: sum eps_i <= epsilon_B;
+   ``gdp``: sum mu_i^2 <= mu_B^2, mu_B the largest mu with mu-GDP => (epsilon_B, delta_gdp)-DP
+   (Gaussians mu = D/sigma; eps-DP events mu(eps) = 2 Phi^-1(e^eps / (1 + e^eps)));
+   ``rdp``: some alpha in Lambda has sum rdp_i(alpha) <= B(alpha) =
+   epsilon_B - log((alpha-1)/alpha) + (log(delta_o) + log alpha)/(alpha-1).
 
-Theorem (docs/privacy-accounting.md gives the proof): if every admitted mechanism satisfies its RDP
-curve (resp. pure/approximate DP) conditionally on all earlier outputs, with parameters chosen
-adaptively, the whole interaction is (epsilon_B, delta_B)-DP. It combines the fixed-order RDP filter
-(Feldman & Zrnic 2021, Thm. 3.1; Lecuyer 2021) made valid for the whole grid by a union bound over
-Lambda (each order gets delta_rdp/|Lambda|), the optimal RDP-to-DP tail conversion of Canonne, Kamath
-& Steinke 2020 (Prop. 12) applied to the stopped Rényi supermartingale, the basic-composition filter
-(Rogers, Roth, Ullman & Vadhan 2016), and approximate-DP events as delta-failure events (Whitehouse
-et al. 2023). It never uses PLD composition (not a valid filter, Regehr et al. 2026).
+Theorem (proof in docs/privacy-accounting.md): if every admitted mechanism satisfies its curves
+conditionally on all earlier outputs (parameters chosen adaptively), the interaction is
+(epsilon_B, delta_B)-DP. Ingredients: the Rényi filter for a fixed order (Feldman & Zrnic 2021;
+Lecuyer 2021) through the stopped Rényi supermartingale and the optimal conversion inequality of
+Canonne, Kamath & Steinke 2020 (Prop. 12); the fully adaptive GDP filter (Smith & Thakurta 2022;
+Koskela et al. 2022); the basic filter (Rogers, Roth, Ullman & Vadhan 2016); approximate events as
+delta-failures (Whitehouse et al. 2023); and a union bound over the |Lambda| + 2 tests, each
+charged its own share of delta. It never uses PLD composition (not a valid filter, Regehr et al.
+2026).
 
 Checking one request is O(|Lambda| x #events of the request): the history is never recomposed.
 """
@@ -38,8 +42,9 @@ import numpy.typing as npt
 
 from safesynth.gateway.dp import rdp as _rdp
 from safesynth.gateway.dp._validate import check_delta, check_positive
+from safesynth.gateway.dp.calibration import gdp_epsilon, gdp_mu_for, gdp_mu_of_pure
 from safesynth.gateway.dp.errors import BudgetExceeded, InvalidParameter
-from safesynth.gateway.dp.events import DpEvent, flatten
+from safesynth.gateway.dp.events import DiscreteGaussianEvent, DpEvent, GaussianEvent, ZCdpEvent, flatten
 
 __all__ = ["FILTER_ORDERS", "RULE", "AdmissionDecision", "FilterState", "PrivacyFilter"]
 
@@ -57,6 +62,18 @@ def _up(x: Fraction) -> float:
     """A float >= the exact rational x (inf stays inf)."""
     f = float(x)
     return f if Fraction(f) >= x else math.nextafter(f, math.inf)
+
+
+def _gdp_of(event: DpEvent) -> float | None:
+    """Summed mu^2 of a leaf event (count included) for the GDP test; None if not GDP-accountable."""
+    if isinstance(event, GaussianEvent):
+        return event.count * (event.sensitivity / event.sigma) ** 2 * (1.0 + 1e-12)
+    if isinstance(event, ZCdpEvent | DiscreteGaussianEvent):
+        return None
+    eps = _rdp.pure_epsilon(event)
+    if not math.isfinite(eps):
+        return None
+    return int(getattr(event, "count", 1)) * gdp_mu_of_pure(eps) ** 2 * (1.0 + 1e-12)
 
 
 def _pure_of(event: DpEvent) -> Fraction | None:
@@ -80,6 +97,7 @@ class FilterState:
     delta_spent: float
     pure_epsilon: Fraction | None  # None once a non-pure (Gaussian-type) event was admitted
     n_admitted: int
+    gdp_mu2: float | None = None  # summed mu^2 of GDP-able events; None once another kind was admitted
 
     def to_json(self) -> dict[str, object]:
         """JSON form (decimal strings)."""
@@ -89,6 +107,7 @@ class FilterState:
             "delta_spent": repr(self.delta_spent),
             "pure_epsilon": None if self.pure_epsilon is None else repr(_up(self.pure_epsilon)),
             "n_admitted": self.n_admitted,
+            "gdp_mu2": None if self.gdp_mu2 is None else repr(self.gdp_mu2),
         }
 
 
@@ -141,49 +160,66 @@ class PrivacyFilter:
             raise InvalidParameter("approx_delta_share", "must be in [0, 1)")
         self.approx_delta_share = share
         self.delta_approx = self.delta_budget * share
-        delta_rdp = self.delta_budget - self.delta_approx
+        delta_tests = self.delta_budget - self.delta_approx
+        # the GDP test gets half of the non-approximate delta, the |Lambda| Rényi tests share the rest
+        self.delta_gdp = delta_tests / 2.0
         a = FILTER_ORDERS
         self._orders = a
-        n = float(a.shape[0])
+        per_order = (delta_tests - self.delta_gdp) / float(a.shape[0])
         # B(alpha): the budget curve; rounded down a hair so float error never admits too much.
-        bound = self.epsilon_budget - np.log1p(-1.0 / a) + (math.log(delta_rdp / n) + np.log(a)) / (a - 1.0)
+        # conv(alpha): epsilon = rdp(alpha) + conv(alpha) at delta_o (CKS20 Prop. 12); B = eps_B - conv
+        self._conv: FloatArray = np.log1p(-1.0 / a) - (math.log(per_order) + np.log(a)) / (a - 1.0)
+        bound = self.epsilon_budget - self._conv
         self._bound: FloatArray = bound - 1e-12 * np.abs(bound) - 1e-15
-        self._cache: dict[DpEvent, tuple[FloatArray, float, Fraction | None]] = {}
-        self._conv: FloatArray = -np.log1p(-1.0 / a) + (math.log(delta_rdp / n) + np.log(a)) / (a - 1.0)
+        try:
+            mu_b = gdp_mu_for(self.epsilon_budget, self.delta_gdp)
+        except InvalidParameter:
+            mu_b = 0.0
+        self._mu2_budget = mu_b * mu_b * (1.0 - 1e-12)
+        self._cache: dict[DpEvent, tuple[FloatArray, float, Fraction | None, float | None]] = {}
 
     def __repr__(self) -> str:
         return f"PrivacyFilter({self.epsilon_budget!r}, {self.delta_budget!r})"
 
     def empty_state(self) -> FilterState:
         """The state of a dataset with no spend."""
-        return FilterState(tuple(0.0 for _ in range(self._orders.shape[0])), 0.0, Fraction(0), 0)
+        return FilterState(tuple(0.0 for _ in range(self._orders.shape[0])), 0.0, Fraction(0), 0, 0.0)
 
-    def _leaf_cost(self, e: DpEvent) -> tuple[FloatArray, float, Fraction | None]:
+    def _leaf_cost(self, e: DpEvent) -> tuple[FloatArray, float, Fraction | None, float | None]:
         hit = self._cache.get(e)
         if hit is None:
             curve, d = _rdp.event_rdp(e, self._orders)
             curve.setflags(write=False)
-            hit = (curve, d, _pure_of(e))
+            hit = (curve, d, _pure_of(e), _gdp_of(e))
             if len(self._cache) < 4096:
                 self._cache[e] = hit
         return hit
 
-    def cost_of(self, events: Sequence[DpEvent] | DpEvent) -> tuple[FloatArray, float, Fraction | None]:
-        """(RDP vector on the filter grid, delta, exact pure epsilon or None) of a request's events."""
+    def cost_of(
+        self, events: Sequence[DpEvent] | DpEvent
+    ) -> tuple[FloatArray, float, Fraction | None, float | None]:
+        """(RDP vector on the filter grid, delta, exact pure epsilon or None, GDP mu^2 or None) of a
+        request's events."""
         leaves = flatten(events)
         total = np.zeros_like(self._orders)
         dl = 0.0
         pure: Fraction | None = Fraction(0)
+        mu2: float | None = 0.0
         for e in leaves:
-            curve, d, p = self._leaf_cost(e)
+            curve, d, p, m = self._leaf_cost(e)
             total += curve
             dl += d
             pure = None if (pure is None or p is None) else pure + p
-        return total, dl, pure
+            mu2 = None if (mu2 is None or m is None) else mu2 + m
+        return total, dl, pure, mu2
 
-    def _spent(self, rdp_vec: FloatArray, pure: Fraction | None) -> float:
-        eps_rdp = math.nextafter(max(float(np.min(rdp_vec - self._conv)), 0.0) * (1.0 + 1e-12), math.inf)
-        return eps_rdp if pure is None else min(eps_rdp, _up(pure))
+    def _spent(self, rdp_vec: FloatArray, pure: Fraction | None, mu2: float | None) -> float:
+        eps = math.nextafter(max(float(np.min(rdp_vec + self._conv)), 0.0) * (1.0 + 1e-12), math.inf)
+        if pure is not None:
+            eps = min(eps, _up(pure))
+        if mu2 is not None and mu2 > 0.0:
+            eps = min(eps, gdp_epsilon(math.nextafter(math.sqrt(mu2), math.inf), self.delta_gdp))
+        return eps
 
     def _check(self, state: FilterState) -> None:
         if len(state.rdp) != self._orders.shape[0]:
@@ -192,20 +228,27 @@ class PrivacyFilter:
     def decide(self, state: FilterState, events: Sequence[DpEvent] | DpEvent) -> AdmissionDecision:
         """Admit or refuse a request given the running state (does not mutate anything)."""
         self._check(state)
-        add_rdp, add_delta, add_pure = self.cost_of(events)
+        add_rdp, add_delta, add_pure, add_mu2 = self.cost_of(events)
         old = np.asarray(state.rdp, dtype=np.float64)
         new = old + add_rdp
         new_delta = state.delta_spent + add_delta
         new_pure = None if (state.pure_epsilon is None or add_pure is None) else state.pure_epsilon + add_pure
+        new_mu2 = None if (state.gdp_mu2 is None or add_mu2 is None) else state.gdp_mu2 + add_mu2
         ok_rdp = new <= self._bound
         basic_ok = new_pure is not None and new_pure <= Fraction(self.epsilon_budget)
+        gdp_ok = new_mu2 is not None and new_mu2 <= self._mu2_budget
         delta_ok = new_delta <= self.delta_approx * (1.0 + 1e-12)
-        admitted = delta_ok and (basic_ok or bool(ok_rdp.any()))
+        admitted = delta_ok and (basic_ok or gdp_ok or bool(ok_rdp.any()))
         if admitted:
-            new_state = FilterState(tuple(float(x) for x in new), new_delta, new_pure, state.n_admitted + 1)
-            spent = self._spent(new, new_pure)
+            new_state = FilterState(
+                tuple(float(x) for x in new), new_delta, new_pure, state.n_admitted + 1, new_mu2
+            )
+            spent = self._spent(new, new_pure, new_mu2)
+            order: float | None = None
             if basic_ok:
-                test, order = "basic", None
+                test = "basic"
+            elif gdp_ok:
+                test = "gdp"
             else:
                 margin = self._bound - new
                 i = int(np.argmax(np.where(ok_rdp, margin, -np.inf)))
@@ -220,13 +263,13 @@ class PrivacyFilter:
                 new_delta,
                 new_state,
             )
-        spent = self._spent(old, state.pure_epsilon) if state.n_admitted else 0.0
+        spent = self._spent(old, state.pure_epsilon, state.gdp_mu2) if state.n_admitted else 0.0
         if not delta_ok:
             reason = (
                 f"approximate-DP delta {new_delta!r} would exceed its share {self.delta_approx!r} of delta"
             )
         else:
-            need = self._spent(new, new_pure)
+            need = self._spent(new, new_pure, new_mu2)
             reason = (
                 f"would need epsilon {need:.6g} > budget {self.epsilon_budget!r} "
                 f"at delta {self.delta_budget!r}"
@@ -266,11 +309,13 @@ class PrivacyFilter:
         rdp_sum = np.zeros_like(self._orders)
         dl = 0.0
         pure: Fraction | None = Fraction(0)
+        mu2: float | None = 0.0
         n = 0
         for req in events_history:
-            r, d, p = self.cost_of(req)
+            r, d, p, m = self.cost_of(req)
             rdp_sum += r
             dl += d
             pure = None if (pure is None or p is None) else pure + p
+            mu2 = None if (mu2 is None or m is None) else mu2 + m
             n += 1
-        return FilterState(tuple(float(x) for x in rdp_sum), dl, pure, n)
+        return FilterState(tuple(float(x) for x in rdp_sum), dl, pure, n, mu2)
