@@ -4,6 +4,10 @@ Reproduce (2 cores; about 15-40 minutes depending on machine load)::
 
     .venv/bin/python benchmarks/audit.py                 # full: runtime + 20-seed detection table
     .venv/bin/python benchmarks/audit.py --seeds 3       # quick look
+    # the table in two processes, then merged:
+    .venv/bin/python benchmarks/audit.py --skip-runtime --seeds 10 --raw /tmp/a.jsonl &
+    .venv/bin/python benchmarks/audit.py --skip-runtime --seeds 10 --seed-start 10 --raw /tmp/b.jsonl
+    .venv/bin/python benchmarks/audit.py --from-raw /tmp/a.jsonl /tmp/b.jsonl
 
 Writes ``benchmarks/results/audit.json`` and ``benchmarks/results/audit.md``.
 
@@ -11,7 +15,7 @@ Writes ``benchmarks/results/audit.json`` and ``benchmarks/results/audit.md``.
    against an 18,842-row registered table (design: 10% holdout, 2,000-record pool), and of
    :func:`quality_report` on the 30k release.
 2. Detection table: for each control release and each of N seeds (a fresh random registered table of
-   10,000 Adult rows, its own design, a 5,000-row release, DP claim epsilon = 1, delta = 1e-6), the share
+   6,000 Adult rows, its own design, a 3,000-row release, DP claim epsilon = 1, delta = 1e-6), the share
    of seeds whose verdict is FAIL (positive controls must be >= 95%, negatives <= 5%), WARN, the mean
    empirical epsilon lower bound and the mean measured power.
 """
@@ -99,7 +103,7 @@ def runtime(df: pd.DataFrame, schema: DatasetSchema) -> dict[str, object]:
 
 
 Control = Callable[[pd.DataFrame, pd.DataFrame, DatasetSchema, np.random.Generator], pd.DataFrame]
-N_RELEASE = 5_000
+N_RELEASE = 3_000
 CONTROLS: dict[str, tuple[str, Control]] = {
     "verbatim copy": ("positive", lambda tr, ind, s, r: ctl.verbatim_copies(tr, N_RELEASE, r)),
     "1% copies": ("positive (report rate)", lambda tr, ind, s, r: ctl.mixed_copies(tr, ind, 0.01, r)),
@@ -122,15 +126,20 @@ CONTROLS: dict[str, tuple[str, Control]] = {
 }
 
 
-def detection(df: pd.DataFrame, schema: DatasetSchema, seeds: int, out: dict[str, object]) -> None:
+N_REGISTERED = 6_000
+
+
+def detection(
+    df: pd.DataFrame, schema: DatasetSchema, seeds: range, out: dict[str, object], raw: Path | None
+) -> None:
     table: dict[str, dict[str, object]] = {}
     out["detection"] = table
     runs: dict[str, list[dict[str, object]]] = {name: [] for name in CONTROLS}
-    for seed in range(seeds):
+    for seed in seeds:
         rng = np.random.default_rng(10_000 + seed)
         perm = rng.permutation(len(df))
-        reg = df.iloc[perm[:10_000]].reset_index(drop=True)
-        ind = df.iloc[perm[10_000 : 10_000 + N_RELEASE]].reset_index(drop=True)
+        reg = df.iloc[perm[:N_REGISTERED]].reset_index(drop=True)
+        ind = df.iloc[perm[N_REGISTERED : N_REGISTERED + N_RELEASE]].reset_index(drop=True)
         design = make_design(len(reg), rng=rng)
         train, holdout = split(reg, design)
         for name, (_, make) in CONTROLS.items():
@@ -148,6 +157,8 @@ def detection(df: pd.DataFrame, schema: DatasetSchema, seeds: int, out: dict[str
             )
             runs[name].append(
                 {
+                    "control": name,
+                    "seed": seed,
                     "verdict": str(rep.verdict),
                     "rule": rep.rule,
                     "p": rep.combined_p,
@@ -162,23 +173,29 @@ def detection(df: pd.DataFrame, schema: DatasetSchema, seeds: int, out: dict[str
                 f"eps_lb={rep.epsilon_bound.value:.2f} ({time.perf_counter() - t0:.1f}s)",
                 flush=True,
             )
-        for name, (kind, _) in CONTROLS.items():
-            rs = runs[name]
-            table[name] = {
-                "kind": kind,
-                "seeds": len(rs),
-                "fail_rate": sum(r["verdict"] == "FAIL" for r in rs) / len(rs),
-                "warn_rate": sum(r["verdict"] == "WARN" for r in rs) / len(rs),
-                "inconclusive_rate": sum(r["verdict"] == "INCONCLUSIVE" for r in rs) / len(rs),
-                "rules": {k: sum(r["rule"] == k for r in rs) for k in sorted({str(r["rule"]) for r in rs})},
-                "mean_eps_lower_bound": float(np.mean([float(r["eps_lb"]) for r in rs])),  # type: ignore[arg-type]
-                "max_eps_lower_bound": float(np.max([float(r["eps_lb"]) for r in rs])),  # type: ignore[arg-type]
-                "median_p": float(np.median([float(r["p"]) for r in rs])),  # type: ignore[arg-type]
-                "mean_power": float(np.mean([float(r["power"]) for r in rs])),  # type: ignore[arg-type]
-                "mean_max_advantage": float(np.mean([float(r["max_adv"]) for r in rs])),  # type: ignore[arg-type]
-                "mean_seconds": float(np.mean([float(r["seconds"]) for r in rs])),  # type: ignore[arg-type]
-            }
+        summarise(runs, table)
         write(out)
+
+
+def summarise(runs: dict[str, list[dict[str, object]]], table: dict[str, dict[str, object]]) -> None:
+    for name, (kind, _) in CONTROLS.items():
+        rs = runs[name]
+        if not rs:
+            continue
+        table[name] = {
+            "kind": kind,
+            "seeds": len(rs),
+            "fail_rate": sum(r["verdict"] == "FAIL" for r in rs) / len(rs),
+            "warn_rate": sum(r["verdict"] == "WARN" for r in rs) / len(rs),
+            "inconclusive_rate": sum(r["verdict"] == "INCONCLUSIVE" for r in rs) / len(rs),
+            "rules": {k: sum(r["rule"] == k for r in rs) for k in sorted({str(r["rule"]) for r in rs})},
+            "mean_eps_lower_bound": float(np.mean([float(r["eps_lb"]) for r in rs])),  # type: ignore[arg-type]
+            "max_eps_lower_bound": float(np.max([float(r["eps_lb"]) for r in rs])),  # type: ignore[arg-type]
+            "median_p": float(np.median([float(r["p"]) for r in rs])),  # type: ignore[arg-type]
+            "mean_power": float(np.mean([float(r["power"]) for r in rs])),  # type: ignore[arg-type]
+            "mean_max_advantage": float(np.mean([float(r["max_adv"]) for r in rs])),  # type: ignore[arg-type]
+            "mean_seconds": float(np.mean([float(r["seconds"]) for r in rs])),  # type: ignore[arg-type]
+        }
 
 
 def write(out: dict[str, object]) -> None:
@@ -223,7 +240,7 @@ def write(out: dict[str, object]) -> None:
         lines += [
             "## Detection over seeds",
             "",
-            "10,000-row registered table, 5,000-row release, DP claim eps=1, delta=1e-6.",
+            "6,000-row registered table (pool 1,350), 3,000-row release, DP claim eps=1, delta=1e-6.",
             "",
             "| control | kind | seeds | FAIL | WARN | INCONCL. | mean eps LB | max eps LB | median p "
             "| mean power |",
@@ -246,6 +263,15 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=20, help="seeds for the detection table")
     ap.add_argument("--skip-runtime", action="store_true", help="only the detection table")
     ap.add_argument("--skip-detection", action="store_true", help="only the runtime section")
+    ap.add_argument("--seed-start", type=int, default=0, help="first seed of the detection table")
+    ap.add_argument("--raw", type=Path, default=None, help="append one JSON line per audit to this file")
+    ap.add_argument(
+        "--from-raw",
+        type=Path,
+        nargs="*",
+        default=None,
+        help="only rebuild the table from raw JSON-lines files",
+    )
     args = ap.parse_args()
     import sklearn
 
@@ -256,11 +282,22 @@ def main() -> None:
         f"scikit-learn {sklearn.__version__}",
         "load_at_start": loadavg(),
     }
+    if args.from_raw:
+        runs: dict[str, list[dict[str, object]]] = {name: [] for name in CONTROLS}
+        for path in args.from_raw:
+            for line in path.read_text().splitlines():
+                rec = json.loads(line)
+                runs[rec["control"]].append(rec)
+        table: dict[str, dict[str, object]] = {}
+        summarise(runs, table)
+        out["detection"] = table
+        write(out)
+        return
     if not args.skip_runtime:
         out["runtime"] = runtime(df, schema)
         write(out)
     if not args.skip_detection:
-        detection(df, schema, args.seeds, out)
+        detection(df, schema, range(args.seed_start, args.seed_start + args.seeds), out, args.raw)
         write(out)
 
 

@@ -95,10 +95,13 @@ def _canon_series(s: pd.Series) -> npt.NDArray[np.object_]:
     null = s.isna().to_numpy()
     if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_integer_dtype(s.dtype):
         out = s.astype(str).to_numpy(dtype=object)
-    elif pd.api.types.is_float_dtype(s.dtype):
-        x = s.to_numpy(dtype=np.float64, na_value=np.nan)
-        integral = np.isfinite(x) & (np.abs(x) < 2**53) & (x == np.floor(np.nan_to_num(x)))
-        out = np.where(integral, np.nan_to_num(x).astype(np.int64).astype(str), x.astype(str)).astype(object)
+    elif (
+        pd.api.types.is_float_dtype(s.dtype)
+        and not (np.abs(np.nan_to_num(x := s.to_numpy(dtype=np.float64, na_value=np.nan))) >= 2**53).any()
+    ):
+        integral = np.isfinite(x) & (x == np.floor(np.nan_to_num(x)))
+        as_int = np.where(integral, np.nan_to_num(x), 0.0).astype(np.int64).astype(str)
+        out = np.where(integral, as_int, x.astype(str)).astype(object)
     elif pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty"):
         out = np.asarray(s.astype(object).to_numpy(), dtype=object)
     else:
