@@ -153,3 +153,25 @@ def test_seeded_source_is_reproducible_and_flagged() -> None:
     assert np.array_equal(discrete_gaussian(np.zeros(50), 3.0, a), discrete_gaussian(np.zeros(50), 3.0, b))
     with pytest.raises(InvalidParameter):
         RandomSource.seeded(-1)
+
+
+def test_secure_source_never_repeats_keystream_across_threads() -> None:
+    import threading
+
+    src = RandomSource.secure()
+    chunks: list[np.ndarray] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        for _ in range(50):
+            w = src.words(64)
+            with lock:
+                chunks.append(w.copy())
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    allw = np.concatenate(chunks)
+    assert np.unique(allw).size == allw.size  # 12,800 64-bit words: a repeat would mean reuse

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 from typing import Any
 
 import numpy as np
@@ -32,26 +33,29 @@ _REKEY_BYTES = 1 << 32
 
 
 class _AesCtrStream:
-    """AES-256-CTR keystream keyed from ``os.urandom``; re-keyed every 2^32 bytes."""
+    """AES-256-CTR keystream keyed from ``os.urandom``; re-keyed every 2^32 bytes. Thread-safe: a
+    lock makes sure no two readers ever get the same keystream block."""
 
-    __slots__ = ("_ctx", "_used")
+    __slots__ = ("_ctx", "_lock", "_used")
 
     def __init__(self) -> None:
         self._ctx: CipherContext = self._fresh()
         self._used = 0
+        self._lock = threading.Lock()
 
     @staticmethod
     def _fresh() -> CipherContext:
         return Cipher(algorithms.AES(os.urandom(32)), modes.CTR(os.urandom(16))).encryptor()
 
     def read(self, nbytes: int) -> npt.NDArray[np.uint8]:
-        if self._used + nbytes > _REKEY_BYTES:
-            self._ctx = self._fresh()
-            self._used = 0
-        self._used += nbytes
         zeros = bytearray(nbytes)
         out = bytearray(nbytes + 16)
-        self._ctx.update_into(zeros, out)
+        with self._lock:
+            if self._used + nbytes > _REKEY_BYTES:
+                self._ctx = self._fresh()
+                self._used = 0
+            self._used += nbytes
+            self._ctx.update_into(zeros, out)
         return np.frombuffer(out, dtype=np.uint8)[:nbytes]
 
 
