@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from safesynth.gateway.dp.accountant import PrivacyCost, compose
-from safesynth.gateway.dp.errors import BudgetExceeded
+from safesynth.gateway.dp.errors import BudgetExceeded, InvalidParameter
 from safesynth.gateway.dp.events import DpEvent, event_from_json
 from safesynth.gateway.dp.filter import FilterState, PrivacyFilter
 from safesynth.gateway.service.errors import BudgetExhausted
@@ -64,7 +64,11 @@ FAST_METHODS = ("gdp", "rdp", "pure", "basic")
 
 def query_cost(events: Sequence[DpEvent], delta: float) -> PrivacyCost:
     """The accountant's cost of a request's events; a pure-DP result spends delta 0."""
-    cost = compose(list(events), delta=delta if delta > 0 else NOMINAL_DELTA, methods=FAST_METHODS)
+    d = delta if delta > 0 else NOMINAL_DELTA
+    try:
+        cost = compose(list(events), delta=d, methods=FAST_METHODS)
+    except InvalidParameter:  # a method that does not apply to this mix: the others still do
+        cost = compose(list(events), delta=d, methods=("rdp", "pure", "basic"))
     if cost.method in ("pure", "empty"):
         return PrivacyCost(cost.epsilon, 0.0, cost.method, cost.terms, cost.candidates)
     return cost

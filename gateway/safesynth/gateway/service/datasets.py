@@ -122,6 +122,7 @@ class DatasetStore:
         self._ledger = ledger
         self._cache: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
         self._lock = threading.Lock()
+        self._records: dict[str, DatasetRecord] = {}
 
     # ----------------------------------------------------------------------------- sources
     def resolve_server_path(self, raw: str) -> Path:
@@ -249,11 +250,18 @@ class DatasetStore:
 
     # ----------------------------------------------------------------------------- read
     def get(self, dataset: str) -> DatasetRecord:
-        """The record of ``dataset``; NotFound if none."""
+        """The record of ``dataset``; NotFound if none. Records never change: cached once read."""
+        with self._lock:
+            cached = self._records.get(dataset)
+        if cached is not None:
+            return cached
         row = self._db.one("SELECT record FROM datasets WHERE id = ?", (dataset,))
         if row is None:
             raise NotFound(f"no dataset {dataset!r}")
-        return DatasetRecord.from_json(json.loads(row["record"]))
+        record = DatasetRecord.from_json(json.loads(row["record"]))
+        with self._lock:
+            self._records[dataset] = record
+        return record
 
     def list(self) -> list[DatasetRecord]:
         """Every dataset, by id."""
