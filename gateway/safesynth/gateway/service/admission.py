@@ -210,9 +210,9 @@ class Admission:
         try:
             result = self._ledger.append(SPEND, payload, actor=actor, check=check)
         except BudgetExceeded:
+            # The refused check's state is NOT cached: it may include entries of the same group commit
+            # that are not durable yet. Only committed spends (after a successful append) are cached.
             state = seen.get("state")
-            if state is not None:
-                self._remember(dataset, int(seen["size"]), state)
             decision = seen.get("decision")
             remaining_eps = max(0.0, float(decision.epsilon_remaining)) if decision is not None else 0.0
             spent_delta = float(getattr(state, "delta_spent", 0.0)) if state is not None else delta_total
