@@ -75,10 +75,16 @@ def scan(
     bandwidth: float,
     secrets: Sequence[ColumnSlice] = (),
     link_split: tuple[Sequence[ColumnSlice], Sequence[ColumnSlice]] | None = None,
-    block: int = 256,
+    block: int | None = None,
 ) -> ScanResult:
-    """Scan ``queries`` (m x d) against ``table`` (n x d, n >= 1). ``bandwidth`` > 0 for the density."""
+    """Scan ``queries`` (m x d) against ``table`` (n x d, n >= 1). ``bandwidth`` > 0 for the density.
+
+    ``block`` queries at a time (default: about 8 million matrix cells, at most 256 rows), so memory
+    stays near 100 MB whatever the table's size.
+    """
     m, n = queries.shape[0], table.shape[0]
+    if block is None:
+        block = max(4, min(256, 8_000_000 // max(n, 1)))
     nx = np.einsum("ij,ij->i", table, table)
     slice_dist = {s.name: _SliceDist(s, table) for s in [*secrets, *(link_split[0] if link_split else ())]}
     dist = np.empty(m, dtype=np.float64)
