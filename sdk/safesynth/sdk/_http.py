@@ -27,6 +27,7 @@ from safesynth.sdk.routes import IDEMPOTENCY_HEADER
 __all__ = [
     "DEFAULT_TIMEOUT",
     "DEFAULT_URL",
+    "ENV_TIMEOUT",
     "ENV_TOKEN",
     "ENV_URL",
     "RETRY_STATUSES",
@@ -46,6 +47,7 @@ M = TypeVar("M", bound=BaseModel)
 
 ENV_URL = "SAFESYNTH_URL"
 ENV_TOKEN = "SAFESYNTH_TOKEN"  # noqa: S105  (the name of an environment variable, not a secret)
+ENV_TIMEOUT = "SAFESYNTH_TIMEOUT"
 #: The gateway's default address (it binds loopback by default).
 DEFAULT_URL = "http://127.0.0.1:8765"
 #: Finite by default: 30 s per read, 5 s to connect. Uploads and downloads may pass their own.
@@ -100,7 +102,8 @@ def resolve_config(
     max_retries: int,
     allow_insecure: bool,
 ) -> ClientConfig:
-    """Arguments first, then ``SAFESYNTH_URL`` / ``SAFESYNTH_TOKEN``, then the loopback default.
+    """Arguments first, then ``SAFESYNTH_URL`` / ``SAFESYNTH_TOKEN`` / ``SAFESYNTH_TIMEOUT`` (seconds),
+    then the defaults (loopback, no token, 30 s).
 
     Refuses to send a bearer token in clear text (``http://``) to a host that is not loopback,
     unless ``allow_insecure`` is set.
@@ -122,12 +125,17 @@ def resolve_config(
         raise ConfigurationError("the token contains spaces or control characters")
     if max_retries < 0 or max_retries > 10:
         raise ConfigurationError("max_retries must be between 0 and 10")
+    if timeout is None and os.environ.get(ENV_TIMEOUT):
+        try:
+            timeout = float(os.environ[ENV_TIMEOUT])
+        except ValueError:
+            raise ConfigurationError(f"{ENV_TIMEOUT} must be a number of seconds") from None
     if timeout is None:
         resolved = DEFAULT_TIMEOUT
     elif isinstance(timeout, httpx.Timeout):
         resolved = timeout
     else:
-        if not timeout > 0:
+        if not 0 < timeout < float("inf"):
             raise ConfigurationError("timeout must be a positive number of seconds")
         resolved = httpx.Timeout(float(timeout), connect=min(5.0, float(timeout)))
     return ClientConfig(url, secret, resolved, max_retries, _user_agent())

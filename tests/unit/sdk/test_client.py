@@ -82,6 +82,7 @@ def test_config_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_default_url_is_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SAFESYNTH_URL", raising=False)
     monkeypatch.delenv("SAFESYNTH_TOKEN", raising=False)
+    monkeypatch.delenv("SAFESYNTH_TIMEOUT", raising=False)
     with Client() as client:
         assert client.config.base_url == "http://127.0.0.1:8765"
         assert client.config.token is None
@@ -104,11 +105,24 @@ def test_bad_urls_refused(url: str) -> None:
         Client(base_url=url, token=None)
 
 
+def test_timeout_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAFESYNTH_TIMEOUT", "90")
+    with Client(base_url=URL) as client:
+        assert client.config.timeout.read == 90.0
+    with Client(base_url=URL, timeout=7) as client:
+        assert client.config.timeout.read == 7.0
+    monkeypatch.setenv("SAFESYNTH_TIMEOUT", "soon")
+    with pytest.raises(ConfigurationError):
+        Client(base_url=URL)
+
+
 def test_bad_token_and_timeouts_refused() -> None:
     with pytest.raises(ConfigurationError):
         Client(base_url=URL, token="a b")
     with pytest.raises(ConfigurationError):
         Client(base_url=URL, timeout=0)
+    with pytest.raises(ConfigurationError):
+        Client(base_url=URL, timeout=float("inf"))
     with pytest.raises(ConfigurationError):
         Client(base_url=URL, max_retries=-1)
 

@@ -2,8 +2,9 @@
 release | audit``).
 
 Every command takes ``--url`` / ``--token`` (env ``SAFESYNTH_URL`` / ``SAFESYNTH_TOKEN``) and ``--json``
-for scripts (one JSON document on stdout). Errors print ``error [code]: message`` on stderr (or a
-JSON ``{"error": {...}}`` with ``--json``) and exit with status 1; ``budget_exhausted`` exits with 3.
+for scripts (one JSON document on stdout); ``SAFESYNTH_TIMEOUT`` sets the per-request timeout.
+Errors print ``error [code]: message`` on stderr (or a JSON ``{"error": {...}}`` with ``--json``) and
+exit with status 1; ``budget_exhausted`` exits with 3.
 Only the SDK is imported here (no numpy, pandas or llama.cpp).
 """
 
