@@ -39,7 +39,7 @@ from safesynth.gateway.dp.events import (
     ZCdpEvent,
     flatten,
 )
-from safesynth.gateway.dp.pld import PLD_DISCRETIZATION, pld_for, pld_supported
+from safesynth.gateway.dp.pld import PLD_DISCRETIZATION, pld_feasible, pld_for
 
 __all__ = ["METHODS", "PrivacyCost", "compose", "smallest_delta"]
 
@@ -181,7 +181,7 @@ def compose(
         elif dsum > 0.0 and dsum <= d and "basic" in use:
             cand["basic"] = pure
     # PLD cannot beat the exact GDP value for Gaussian-only sequences: skip it there.
-    if "pld" in use and not _gaussian_only(leaves) and pld_supported(leaves):
+    if "pld" in use and not _gaussian_only(leaves) and pld_feasible(leaves):
         scale_hint = cand.get("rdp", 1.0)
         pld = pld_for(leaves, value_discretization_interval=_vdi(scale_hint))
         eps_pld = float(pld.get_epsilon_for_delta(d))
@@ -216,7 +216,7 @@ def smallest_delta(
     pure, dsum = _pure_and_delta(leaves)
     if math.isfinite(pure) and pure <= eps and ("pure" in use or "basic" in use):
         cand["pure" if dsum == 0.0 else "basic"] = dsum
-    if "pld" in use and not _gaussian_only(leaves) and pld_supported(leaves):
+    if "pld" in use and not _gaussian_only(leaves) and pld_feasible(leaves):
         pld = pld_for(leaves, value_discretization_interval=_vdi(eps))
         cand["pld"] = min(1.0, float(pld.get_delta_for_epsilon(eps)) * (1.0 + 1e-9))
     method = min(cand, key=lambda k: cand[k])

@@ -11,6 +11,7 @@ beats PLD on workloads with many selections.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,7 +27,7 @@ from safesynth.gateway.dp.events import (
     PureDpEvent,
 )
 
-__all__ = ["PLD_DISCRETIZATION", "pld_for", "pld_supported"]
+__all__ = ["MAX_PLD_GROUPS", "PLD_DISCRETIZATION", "pld_feasible", "pld_for", "pld_supported"]
 
 #: value discretisation interval of the PLDs (smaller is tighter and slower).
 PLD_DISCRETIZATION = 1e-4
@@ -89,14 +90,42 @@ def _one(e: DpEvent, vdi: float) -> tuple[Any, int]:
     raise TypeError(type(e).__name__)
 
 
-def pld_for(events: Sequence[DpEvent], *, value_discretization_interval: float = PLD_DISCRETIZATION) -> Any:
-    """The composed PLD of leaf ``events`` (identical events grouped and self-composed)."""
+#: above this many distinct non-Gaussian events the PLD method is skipped (too slow to be useful).
+MAX_PLD_GROUPS = 24
+
+
+def _groups(events: Sequence[DpEvent]) -> tuple[float, dict[DpEvent, int]]:
+    """(sum of (D/sigma)^2 over Gaussian events, distinct other events -> total count)."""
+    mu2 = 0.0
     groups: dict[DpEvent, int] = {}
     for e in events:
+        if isinstance(e, GaussianEvent):
+            mu2 += e.count * (e.sensitivity / e.sigma) ** 2
+            continue
         count = getattr(e, "count", 1)
         key = dataclasses.replace(e, count=1) if hasattr(e, "count") else e  # type: ignore[call-arg]
         groups[key] = groups.get(key, 0) + count
+    return mu2, groups
+
+
+def pld_feasible(events: Sequence[DpEvent]) -> bool:
+    """Supported kinds and few enough distinct non-Gaussian events."""
+    return pld_supported(events) and len(_groups(events)[1]) <= MAX_PLD_GROUPS
+
+
+def pld_for(events: Sequence[DpEvent], *, value_discretization_interval: float = PLD_DISCRETIZATION) -> Any:
+    """The composed PLD of leaf ``events``: all Gaussian events merged into one Gaussian of
+    mu = sqrt(sum (D/sigma)^2) (their composition is exactly that Gaussian), identical other events
+    grouped and self-composed."""
+    from dp_accounting.pld import privacy_loss_distribution as pl
+
+    mu2, groups = _groups(events)
     total: Any = None
+    if mu2 > 0.0:
+        mu = math.nextafter(math.sqrt(mu2) * (1.0 + 1e-14), math.inf)
+        total = pl.from_gaussian_mechanism(
+            1.0 / mu, value_discretization_interval=value_discretization_interval
+        )
     for e, times in groups.items():
         pld, count = _one(e, value_discretization_interval)
         n = count * times
