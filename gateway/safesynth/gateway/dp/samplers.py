@@ -178,7 +178,7 @@ class _LazyUniform:
 def _exp_count(
     size: int,
     gamma: Fraction,
-    h: FloatArray,
+    h: FloatArray | None,
     h_exact: Callable[[int], Fraction],
     rng: RandomSource,
 ) -> IntArray:
@@ -186,7 +186,7 @@ def _exp_count(
 
     With h = 0 this is Geometric: P(count >= k) = exp(-k gamma). One 64-bit word per draw settles
     the count against rigorous float enclosures of the two neighbouring thresholds; the rest (rare)
-    is finished exactly with :class:`_LazyUniform`. Requires 0 <= h_i <= 1.
+    is finished exactly with :class:`_LazyUniform`. Requires 0 <= h_i <= 1 (None means h = 0).
     """
     if size == 0:
         return np.zeros(0, dtype=np.int64)
@@ -197,10 +197,11 @@ def _exp_count(
     vm = vf + 2.0**-65
     est = np.log(vm)
     est *= -1.0 / g
-    est += h
+    if h is not None:
+        est += h
     np.floor(est, out=est)
     np.maximum(est, 0.0, out=est)
-    a1 = est - h
+    a1 = est - h if h is not None else est.copy()
     a1 *= g
     e1 = np.exp(-a1)  # exp(-(est - h) gamma); exp(-(est + 1 - h) gamma) = e1 * exp(-gamma)
     # slack: exp/rounding error, plus the float rounding of h (<= 2^-53) amplified by gamma
@@ -234,7 +235,7 @@ def _zero(_i: int) -> Fraction:
 def geometric(size: int, scale: float, rng: RandomSource) -> IntArray:
     """Exact draws with P(G = k) = (1 - q) q^k, q = exp(-1/scale), k = 0, 1, 2, ..."""
     t, s = rational_of(float(scale))
-    return _exp_count(size, Fraction(s, t), np.zeros(size), _zero, rng)
+    return _exp_count(size, Fraction(s, t), None, _zero, rng)
 
 
 def discrete_laplace(size: int, scale: float, rng: RandomSource) -> IntArray:
@@ -247,13 +248,12 @@ def discrete_laplace(size: int, scale: float, rng: RandomSource) -> IntArray:
     t, s = rational_of(float(scale))
     gamma = Fraction(s, t)
     if float(scale) < 4.0:
-        zero = np.zeros(size)
-        return _exp_count(size, gamma, zero, _zero, rng) - _exp_count(size, gamma, zero, _zero, rng)
+        return _exp_count(size, gamma, None, _zero, rng) - _exp_count(size, gamma, None, _zero, rng)
     out = np.zeros(size, dtype=np.int64)
     todo = np.arange(size)
     while todo.size:
         m = todo.size
-        y = _exp_count(m, gamma, np.zeros(m), _zero, rng)
+        y = _exp_count(m, gamma, None, _zero, rng)
         neg = (rng.words32(m) >> np.uint32(31)).astype(np.bool_)
         ok = ~(neg & (y == 0))
         out[todo[ok]] = np.where(neg, -y, y)[ok]
@@ -311,6 +311,7 @@ def discrete_gaussian(centers: FloatArray, sigma: float, rng: RandomSource) -> I
     q_x = sig2_x / t
     sig2 = sig * sig
     q = sig2 / t
+    centred = not bool(np.any(f))
     out = np.zeros(size, dtype=np.int64)
     todo = np.arange(size)
     while todo.size:
@@ -318,11 +319,26 @@ def discrete_gaussian(centers: FloatArray, sigma: float, rng: RandomSource) -> I
         y = discrete_laplace(m, float(t), rng)
         ft = f[todo]
         yf = y.astype(np.float64)
-        nonneg = y >= 0
-        d = np.where(nonneg, (yf - ft) - q, (yf - ft) + q)
-        gam = d * d / (2.0 * sig2) + np.where(nonneg, np.abs(ft) - ft, np.abs(ft) + ft) / t
-        err = 2.0**-40 * (gam + (np.abs(yf) + np.abs(ft) + q + 1.0) ** 2 / sig2 + 1.0)
-        err = np.minimum(err, 0.25)
+        if centred:
+            # gamma(y) = (|y| - sigma^2/t)^2 / (2 sigma^2)  (CKS20 Alg. 3)
+            ay = np.abs(yf)
+            d = ay - q
+            gam = d * d
+            gam *= 1.0 / (2.0 * sig2)
+            ay += q + 1.0
+        else:
+            sgn = np.where(y >= 0, 1.0, -1.0)
+            d = yf - ft - q * sgn
+            gam = d * d
+            gam *= 1.0 / (2.0 * sig2)
+            gam += (np.abs(ft) - ft * sgn) / t
+            ay = np.abs(yf) + np.abs(ft) + (q + 1.0)
+        # float error bound of gam (generous: >= 1000x the worst rounding error)
+        err = ay * ay
+        err *= 1.0 / sig2
+        err += gam + 1.0
+        err *= 2.0**-40
+        np.minimum(err, 0.25, out=err)
 
         def exact(i: int, y: IntArray = y, ft: FloatArray = ft) -> Fraction:
             yi, fi = int(y[i]), Fraction(float(ft[i]))
