@@ -87,6 +87,17 @@ class Admission:
         self._lock = threading.Lock()
         # dataset -> (ledger size covered, state after every spend of the dataset below that size)
         self._cache: dict[str, tuple[int, FilterState]] = {}
+        # budget -> filter (building one precomputes its bound curves: reuse them)
+        self._filters: dict[tuple[float, float], PrivacyFilter] = {}
+
+    def filter(self, epsilon_total: float, delta_total: float) -> PrivacyFilter:
+        """The (cached) privacy filter of a budget."""
+        key = (float(epsilon_total), float(delta_total))
+        with self._lock:
+            flt = self._filters.get(key)
+            if flt is None:
+                flt = self._filters[key] = PrivacyFilter(*key)
+            return flt
 
     # ------------------------------------------------------------------------------------ state
     def _cached(self, dataset: str, flt: PrivacyFilter) -> tuple[int, FilterState]:
@@ -124,7 +135,7 @@ class Admission:
 
     def status(self, dataset: str, epsilon_total: float, delta_total: float) -> BudgetStatus:
         """Spent and remaining budget of ``dataset``."""
-        flt = PrivacyFilter(epsilon_total, delta_total)
+        flt = self.filter(epsilon_total, delta_total)
         state = self.state(dataset, flt)
         decision = flt.decide(state, ())
         delta_spent = float(getattr(state, "delta_spent", 0.0))
@@ -142,7 +153,7 @@ class Admission:
         self, dataset: str, epsilon_total: float, delta_total: float, events: Sequence[DpEvent]
     ) -> tuple[bool, BudgetStatus]:
         """Dry run: would ``events`` be admitted now? (No ledger write.)"""
-        flt = PrivacyFilter(epsilon_total, delta_total)
+        flt = self.filter(epsilon_total, delta_total)
         decision = flt.decide(self.state(dataset, flt), tuple(events))
         status = self.status(dataset, epsilon_total, delta_total)
         if decision.admitted:
@@ -176,11 +187,11 @@ class Admission:
         ``cost`` is the accountant's composition of ``events`` at ``delta`` (computed here if None);
         it is recorded for information: admission is the filter's decision.
         """
-        flt = PrivacyFilter(epsilon_total, delta_total)
+        flt = self.filter(epsilon_total, delta_total)
         events = tuple(events)
         if cost is None:
             cost = query_cost(events, delta)
-        rule = flt.decide(flt.empty_state(), ()).rule
+        rule = str(getattr(flt, "rule", "")) or flt.decide(flt.empty_state(), ()).rule
         seen: dict[str, Any] = {}
 
         def check(view: Any) -> None:

@@ -261,9 +261,7 @@ class Gateway:
         record = self._visible_dataset(principal, dataset)
         status = self.admission.status(record.id, record.epsilon_total, record.delta_total)
         history: list[wire.BudgetHistoryItem] = []
-        from safesynth.gateway.dp.filter import PrivacyFilter
-
-        flt = PrivacyFilter(record.epsilon_total, record.delta_total)
+        flt = self.admission.filter(record.epsilon_total, record.delta_total)
         state = flt.empty_state()
         from safesynth.gateway.service.admission import spend_events
 
