@@ -227,6 +227,50 @@ def bench_pool(path: Path, reps: int, max_tokens: int) -> dict[str, Any]:
     return _summarise(samples)
 
 
+_OMP_CHILD = """
+import json, sys, time
+from safesynth.gateway.llm import Runner, RunnerConfig
+runner = Runner(None, RunnerConfig(n_threads=2, pool_size=1))
+runner.complete("warm", max_tokens=2, temperature=0.0)
+walls = []
+for _ in range(int(sys.argv[1])):
+    runner._slots[0].llama.reset()
+    started = time.perf_counter()
+    runner.complete(sys.argv[2], max_tokens=24, temperature=0.0)
+    walls.append(time.perf_counter() - started)
+print(json.dumps(walls))
+"""
+
+
+def bench_omp_policy(reps: int) -> dict[str, Any]:
+    """Greedy 24-token completions with 2 threads under each libgomp wait policy (fresh processes,
+    alternating): the runner sets PASSIVE by default because the default (spinning) collapses when
+    other processes compete for the cores."""
+    import subprocess
+
+    walls: dict[str, list[float]] = {"PASSIVE": [], "ACTIVE": []}
+    for rep in range(reps):
+        for policy in ("PASSIVE", "ACTIVE") if rep % 2 == 0 else ("ACTIVE", "PASSIVE"):
+            env = {**os.environ, "OMP_WAIT_POLICY": policy}
+            done = subprocess.run(
+                [sys.executable, "-c", _OMP_CHILD, "2", SINGLE_PROMPT],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=900,
+                check=True,
+            )
+            walls[policy].extend(json.loads(done.stdout))
+    return {
+        policy: {
+            "calls": len(values),
+            "median_wall_seconds": round(_median(values), 3),
+            "max_wall_seconds": round(max(values), 3),
+        }
+        for policy, values in walls.items()
+    }
+
+
 def _summarise(samples: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, rows in samples.items():
@@ -321,6 +365,20 @@ def _markdown(result: dict[str, Any]) -> str:
                 f"| {name} | {row['median_wall_seconds']:.3f} | {row['median_cpu_seconds']:.3f} | "
                 f"{row['generated_tokens_per_second_median']:.1f} |"
             )
+    if "omp_wait_policy" in result:
+        lines += [
+            "",
+            "OpenMP wait policy (greedy 24-token completion, 2 threads, fresh process each; the runner "
+            "sets `OMP_WAIT_POLICY=PASSIVE` unless the operator set it):",
+            "",
+            "| OMP_WAIT_POLICY | calls | median wall s | max wall s |",
+            "|---|---:|---:|---:|",
+        ]
+        for policy, row in result["omp_wait_policy"].items():
+            lines.append(
+                f"| {policy} | {row['calls']} | {row['median_wall_seconds']:.3f} | "
+                f"{row['max_wall_seconds']:.3f} |"
+            )
     worst = max(result["single"]["runner_overhead_pct"], result["batch"]["runner_overhead_pct"])
     lines += [
         "",
@@ -337,6 +395,7 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=7, help="repetitions per variant (medians are reported)")
     parser.add_argument("--quick", action="store_true", help="shorter outputs (16 tokens) for a fast check")
     parser.add_argument("--threads", type=int, default=None, help="threads of the runner under test")
+    parser.add_argument("--no-omp", action="store_true", help="skip the OpenMP wait-policy comparison")
     args = parser.parse_args()
     max_single = 16 if args.quick else 32
     max_batch = 12 if args.quick else 24
@@ -365,6 +424,9 @@ def main() -> int:
     runner.close()
     print("pool ...", file=sys.stderr, flush=True)
     result["pool"] = bench_pool(path, max(3, args.reps // 2), max_batch)
+    if not args.no_omp:
+        print("OpenMP wait policy ...", file=sys.stderr, flush=True)
+        result["omp_wait_policy"] = bench_omp_policy(1)
     result["machine"]["load_average_end"] = os.getloadavg()
     result["seconds_total"] = round(time.time() - started, 1)
     result["meets_target"] = (
