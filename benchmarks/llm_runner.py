@@ -1,20 +1,26 @@
 """Benchmark of the llama.cpp runner against raw llama-cpp-python, in the same process and run.
 
-Reproduce:  .venv/bin/python benchmarks/llm_runner.py            (or: make bench)
-            .venv/bin/python benchmarks/llm_runner.py --reps 3 --quick   (a shorter run)
+Reproduce:  .venv/bin/python benchmarks/llm_runner.py --reps 9 --threads 1   (the recorded run)
+            .venv/bin/python benchmarks/llm_runner.py            (or: make bench; default threads)
+            .venv/bin/python benchmarks/llm_runner.py --reps 3 --quick --no-omp   (a shorter run)
 Writes benchmarks/results/llm_runner.json and benchmarks/results/llm_runner.md.
 
 What is measured (the bundled SmolLM2-135M-Instruct Q4_1 unless SAFESYNTH_MODEL_PATH is set):
-- single: one greedy completion (a ~90-token prompt, 32 new tokens), through ``Runner.complete`` and
+- single: one greedy completion (a 72-token prompt, 32 new tokens), through ``Runner.complete`` and
   through ``Llama.create_completion`` on the same llama.cpp instance, with the KV cache cleared
   before each call so both evaluate the whole prompt. Same prompt, same output, same token counts.
 - batch: 8 chat prompts sharing a system prompt (24 new tokens each, seeded sampling), through
   ``Runner.generate_batch`` and through a loop of ``Llama.create_chat_completion``.
 - pool: the same batch through runners with 1 instance x 2 threads, 1 x 1 and 2 instances x 1 thread.
+- OpenMP wait policy: greedy completions with 2 threads in fresh processes under
+  ``OMP_WAIT_POLICY=PASSIVE`` (the runner's default) and ``ACTIVE`` (spinning).
+``--threads 1`` for the overhead comparison keeps llama.cpp's own thread synchronisation out of the
+runner-vs-raw difference on a loaded machine; the pool section covers the thread layouts.
 Variants are interleaved (the order alternates each repetition) and medians are reported, because
 other processes share the machine's cores.
 
-Overhead of the runner = median runner wall time / median raw wall time - 1 (target: <= 5 %).
+Overhead of the runner = median over repetitions of runner/raw for adjacent pairs - 1, on process CPU
+time (and, noisier, on wall time). Target: <= 5 %.
 Prompt tokens/s come from llama.cpp's own prompt timer; generated tokens/s are completion tokens per
 wall second of the call (prompt included), the number a caller sees.
 """
