@@ -475,7 +475,16 @@ def merge(paths: Sequence[str], out: str) -> None:
     parts = [json.loads(Path(p).read_text()) for p in paths]
     merged = dict(parts[0])
     merged["command"] = " ; ".join(p["command"] for p in parts)
-    merged["runs"] = [r for p in parts for r in p["runs"]]
+    seen: set[tuple[str, str, Any, Any]] = set()
+    merged["runs"] = []
+    for part in parts:
+        for run in part["runs"]:
+            key = (run["dataset"], run["method"], run["seed"], run["epsilon"])
+            if key not in seen:  # the real-data rows are computed by every partial run
+                seen.add(key)
+                run.setdefault("dp_core", part.get("dp_core"))
+                merged["runs"].append(run)
+    merged["dp_core"] = " | ".join(sorted({str(p.get("dp_core")) for p in parts}))
     merged["load_now"] = max(p.get("load_now", 0.0) for p in parts)
     merged["finished"] = max(p.get("finished", "") for p in parts)
     merged["partials"] = list(paths)
