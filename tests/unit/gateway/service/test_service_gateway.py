@@ -166,19 +166,19 @@ def test_sum_without_public_bounds_is_refused(tmp_path: Path) -> None:
 
 
 def test_statistics_are_accurate_at_large_epsilon(tmp_path: Path) -> None:
-    """At epsilon 50 the noise is tiny: answers match the train split (bounded error, fixed check)."""
+    """At epsilon 20 the noise is tiny: answers match the train split (bounded error, fixed check)."""
     big = make_home(tmp_path, epsilon_total=1000.0)
     try:
         admin = big.principal("admin")
         train = big.gateway.datasets.load("d1", "train")
-        count = big.gateway.query(admin, "d1", _count(50.0)).value
-        assert count is not None and abs(count - len(train)) <= 2  # P(|DLap(scale 1/50)| > 2) < 1e-40
+        count = big.gateway.query(admin, "d1", _count(20.0)).value
+        assert count is not None and abs(count - len(train)) <= 2  # P(|DLap(scale 1/20)| > 2) < 1e-17
         mean = big.gateway.query(
-            admin, "d1", wire.QueryRequest(kind="mean", column="age", epsilon=50.0, purpose="p")
+            admin, "d1", wire.QueryRequest(kind="mean", column="age", epsilon=20.0, purpose="p")
         ).value
         assert mean is not None and abs(mean - train["age"].mean()) < 2.0
         hist = big.gateway.query(
-            admin, "d1", wire.QueryRequest(kind="histogram", column="smoker", epsilon=50.0, purpose="p")
+            admin, "d1", wire.QueryRequest(kind="histogram", column="smoker", epsilon=20.0, purpose="p")
         ).histogram
         assert hist is not None and [b.label for b in hist] == ["yes", "no"]
         truth = train["smoker"].value_counts()
@@ -187,10 +187,10 @@ def test_statistics_are_accurate_at_large_epsilon(tmp_path: Path) -> None:
         median = big.gateway.query(
             admin,
             "d1",
-            wire.QueryRequest(kind="quantiles", column="age", quantiles=(0.5,), epsilon=50.0, purpose="p"),
+            wire.QueryRequest(kind="quantiles", column="age", quantiles=(0.5,), epsilon=20.0, purpose="p"),
         ).quantiles
         # exponential mechanism on a 1024-point grid, utility sensitivity 1: a wrong rank by > 20 has
-        # probability < 1024 * exp(-50 * 20 / 2), negligible
+        # probability < 1024 * exp(-20 * 20 / 2), negligible
         assert median is not None and abs(median[0].value - train["age"].median()) < 6
     finally:
         big.gateway.close()
@@ -216,7 +216,7 @@ def test_person_privacy_unit_scales_sensitivity(tmp_path: Path) -> None:
         )
         plan = home.gateway.plan_query(admin, "people", _count(1.0))
         assert plan.events[0]["sensitivity"] == 2
-        result = home.gateway.query(admin, "people", _count(40.0))
+        result = home.gateway.query(admin, "people", _count(20.0))
         # at most 2 rows per person survive contribution bounding: 20 persons -> <= 40 rows (+ noise)
         assert result.value is not None and result.value <= 40 + 3
     finally:
