@@ -77,24 +77,22 @@ def risk_from_rates(name: str, main: B, control: B, baseline: B) -> RiskEstimate
     )
 
 
-def _matches(
-    encoder: MixedEncoder, table: EncodedTable, cols: list[str], source: EncodedTable, row: int, rng_dir: B
-) -> B:
-    """Rows of ``table`` satisfying the predicate built from ``source`` row ``row`` on ``cols``."""
+def _match_col(table: EncodedTable, col: str, source: EncodedTable, row: int) -> B:
+    """Rows of ``table`` whose ``col`` equals ``source``'s (numbers: the same reference mid-rank)."""
+    if col in table.codes:
+        return np.asarray(table.codes[col] == source.codes[col][row], dtype=np.bool_)
+    v = source.values[col][row]
+    t = table.values[col]
+    if math.isnan(v):
+        return np.asarray(np.isnan(t), dtype=np.bool_)
+    return np.asarray(np.abs(np.nan_to_num(t, nan=9.0) - v) <= 1e-9, dtype=np.bool_)
+
+
+def _count(table: EncodedTable, cols: list[str], source: EncodedTable, row: int) -> int:
     ok = np.ones(table.n, dtype=np.bool_)
-    for j, col in enumerate(cols):
-        if col in table.codes:
-            ok &= table.codes[col] == source.codes[col][row]
-        else:
-            v = source.values[col][row]
-            t = table.values[col]
-            if math.isnan(v):
-                ok &= np.isnan(t)
-            elif rng_dir[j]:
-                ok &= np.nan_to_num(t, nan=-1.0) >= v
-            else:
-                ok &= np.nan_to_num(t, nan=2.0) <= v
-    return ok
+    for col in cols:
+        ok &= _match_col(table, col, source, row)
+    return int(ok.sum())
 
 
 def singling_out(
@@ -108,40 +106,34 @@ def singling_out(
 ) -> RiskEstimate | None:
     """Multivariate singling out: predicates read off synthetic rows, scored on equal-sized sets.
 
-    A predicate is a conjunction over 2..6 random columns of one synthetic row's values (equality for
-    categories; ``>= v`` or ``<= v`` for numbers, on the side away from the median, as in the paper).
-    It succeeds on a set when exactly one record of the set satisfies it. Targets and controls are cut
-    to the same size. The baseline draws each predicate value from a different random synthetic row.
+    A predicate is a conjunction of one synthetic row's values (categories, and numbers at the same
+    reference mid-rank) over columns added in random order until it holds for that row alone in the
+    release (Giomi et al. 2023 keep the predicates that single out in the synthetic data). It succeeds
+    on a set when exactly one record of the set satisfies it. Targets (training rows) and controls
+    (rows no engine saw) are cut to the same size. The baseline builds each predicate from values of
+    different random synthetic rows.
     """
     cols = encoder.tabular_columns
     n = min(members.n, controls.n)
     if len(cols) < 2 or n < 2 or synthetic.n < 1:
         return None
-    mi = rng.choice(members.n, n, replace=False)
-    ci = rng.choice(controls.n, n, replace=False)
-    main_t = take(members, mi)
-    ctrl_t = take(controls, ci)
+    main_t = take(members, rng.choice(members.n, n, replace=False))
+    ctrl_t = take(controls, rng.choice(controls.n, n, replace=False))
     hits_main = np.zeros(n_queries, dtype=np.bool_)
     hits_ctrl = np.zeros(n_queries, dtype=np.bool_)
     hits_base = np.zeros(n_queries, dtype=np.bool_)
-    kmax = min(6, len(cols))
     for q in range(n_queries):
-        k = int(rng.integers(2, kmax + 1))
-        chosen = [cols[i] for i in rng.choice(len(cols), k, replace=False)]
         row = int(rng.integers(0, synthetic.n))
-        direction = np.asarray(
-            [
-                col in synthetic.values
-                and not math.isnan(synthetic.values[col][row])
-                and synthetic.values[col][row] >= 0.5
-                for col in chosen
-            ],
-            dtype=np.bool_,
-        )
-        hits_main[q] = _matches(encoder, main_t, chosen, synthetic, row, direction).sum() == 1
-        hits_ctrl[q] = _matches(encoder, ctrl_t, chosen, synthetic, row, direction).sum() == 1
-        base = _mixed_row(synthetic, chosen, rng)
-        hits_base[q] = _matches(encoder, main_t, chosen, base, 0, direction).sum() == 1
+        ok = np.ones(synthetic.n, dtype=np.bool_)
+        chosen: list[str] = []
+        for i in rng.permutation(len(cols)):
+            chosen.append(cols[int(i)])
+            ok &= _match_col(synthetic, cols[int(i)], synthetic, row)
+            if len(chosen) >= 2 and ok.sum() <= 1:
+                break
+        hits_main[q] = _count(main_t, chosen, synthetic, row) == 1
+        hits_ctrl[q] = _count(ctrl_t, chosen, synthetic, row) == 1
+        hits_base[q] = _count(main_t, chosen, _mixed_row(synthetic, chosen, rng), 0) == 1
     return risk_from_rates("singling_out", hits_main, hits_ctrl, hits_base)
 
 

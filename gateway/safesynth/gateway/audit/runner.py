@@ -33,7 +33,7 @@ from safesynth.gateway.audit import attacks as atk
 from safesynth.gateway.audit import text_attacks as txt
 from safesynth.gateway.audit.design import AuditDesign
 from safesynth.gateway.audit.distances import scan
-from safesynth.gateway.audit.encoding import EncodedTable, MixedEncoder, check_columns, take
+from safesynth.gateway.audit.encoding import EncodedTable, MixedEncoder, check_columns
 from safesynth.gateway.audit.errors import DatasetTooSmall, DesignMismatch, InvalidAuditInput
 from safesynth.gateway.audit.report import AttackResult, AuditReport, EpsilonBound, ExactMatchTest, Verdict
 from safesynth.gateway.audit.risks import RiskEstimate, risk_from_rates, singling_out
@@ -366,12 +366,7 @@ def _run(
         if "singling_out" in run:
             step("singling out", 0.45)
             so = singling_out(
-                encoder,
-                enc_syn,
-                take(enc_pool, np.flatnonzero(labels)),
-                take(enc_pool, np.flatnonzero(~labels)),
-                n_queries=opts.singling_out_queries,
-                rng=rng,
+                encoder, enc_syn, enc_train, enc_hold, n_queries=opts.singling_out_queries, rng=rng
             )
             if so is not None:
                 risks.append(so)
