@@ -89,6 +89,12 @@ def test_sdk_plan_synthesize_download_budget(
         assert set(frame["sex"].dropna()) <= {"F", "M", "__other__"}
         assert frame["sex"].isin(["F", "M"]).mean() > 0.5
         assert frame["age"].between(18, 90).all()
+        audit = release.audit()  # the audit ran in the job, before it succeeded
+        assert audit.release_id == release.id
+        assert audit.accountant_epsilon == pytest.approx(release.epsilon)
+        assert audit.verdict == client.releases.get(release.id).audit_verdict
+        quality = release.quality()
+        assert quality.release_id == release.id and quality.metrics
         out = release.to_csv(tmp_path / "people_synth.csv")
         assert out.read_text().splitlines()[0] == "age,sex,city,income"
 
@@ -232,6 +238,10 @@ def test_cli_end_to_end(gateway: Gateway, tokens: dict[str, str], tmp_path: Path
 
     shown = json.loads(safesynth_cli("release", release["id"], "--json", env=env).stdout)
     assert shown["sha256"] == release["id"]
+    audited = json.loads(safesynth_cli("audit", release["id"], "--quality", "--json", env=env).stdout)
+    assert audited["audit"]["release_id"] == release["id"]
+    assert audited["audit"]["verdict"] == shown["audit_verdict"]
+    assert audited["quality"]["release_id"] == release["id"]
 
     count = json.loads(
         safesynth_cli(
