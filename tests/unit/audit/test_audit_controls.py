@@ -65,6 +65,9 @@ def test_positive_controls_fail(name: str) -> None:
         assert em.train_matched >= N_IND * 0.99 and em.fisher_p < 1e-100
         assert report.attack("exact_match").auc > 0.6
         assert report.epsilon_bound.value > 1.0
+        # the Anonymeter-style risks see the copies too: each interval lies above 0
+        assert {r.name for r in report.risks} == {"inference", "linkability", "singling_out"}
+        assert all(r.risk_low > 0 for r in report.risks), report.risks
 
 
 @pytest.mark.slow
