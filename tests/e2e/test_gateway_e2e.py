@@ -124,6 +124,20 @@ def test_sdk_dp_query_is_charged_once_and_cached(gateway: Gateway, tokens: dict[
         assert client.budget(DATASET).epsilon_spent == spent
 
 
+def test_idempotent_retry_returns_the_same_job_and_spends_once(
+    gateway: Gateway, tokens: dict[str, str]
+) -> None:
+    with Client(base_url=gateway.url, timeout=TIMEOUT, token=tokens["analyst"]) as client:
+        spends_before = [h.kind for h in client.budget(DATASET).history].count("spend")
+        args = {"engine": "tabular", "rows": 30, "epsilon": 0.2, "purpose": "e2e retry"}
+        first = client.submit(DATASET, idempotency_key="e2e-retry-1", **args)  # type: ignore[arg-type]
+        again = client.submit(DATASET, idempotency_key="e2e-retry-1", **args)  # type: ignore[arg-type]
+        assert again.id == first.id and again.spend_seq == first.spend_seq
+        done = client.jobs.wait(first.id, timeout=TIMEOUT)
+        assert done.release_id is not None
+        assert [h.kind for h in client.budget(DATASET).history].count("spend") == spends_before + 1
+
+
 def test_sdk_refusals_are_typed_and_spend_nothing(gateway: Gateway, tokens: dict[str, str]) -> None:
     with Client(base_url=gateway.url, timeout=TIMEOUT, token=tokens["analyst"]) as client:
         before = client.budget(DATASET)
