@@ -12,6 +12,7 @@ output is greedy and deterministic.
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import os
@@ -19,6 +20,7 @@ import queue
 import secrets
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -194,6 +196,7 @@ class Runner:
         self._stats_lock = threading.Lock()
         self._totals = Usage(calls=0, prompt_tokens=0, completion_tokens=0, seconds=0.0)
         self._info: ModelInfo | None = None
+        _live.add(self)
 
     # ------------------------------------------------------------------ facts
 
@@ -538,7 +541,7 @@ class Runner:
         return generation
 
     def close(self) -> None:
-        """Free the llama.cpp instances (the runner is unusable afterwards)."""
+        """Free the llama.cpp instances (idempotent; the runner is unusable afterwards)."""
         for slot in self._slots:
             slot.llama.close()
         if self._embedder is not None:
@@ -589,6 +592,15 @@ def _parse_json(text: str, completion_tokens: int) -> Any:
 
 _runners: dict[Path, Runner] = {}
 _runners_lock = threading.Lock()
+_live: weakref.WeakSet[Runner] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    # Free llama.cpp while its module is intact: Llama.__del__ during interpreter teardown raises
+    # "'NoneType' object is not callable" noise on stderr.
+    for runner in list(_live):
+        runner.close()
 
 
 def get_runner(path: str | os.PathLike[str] | None = None, config: RunnerConfig | None = None) -> Runner:
