@@ -428,10 +428,9 @@ def run_job(job: dict[str, Any], timeout: float) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------- text
 def bench_text(rows: int) -> dict[str, Any]:
     """Synthesize the drug-review sample with its review text written by the bundled model."""
-    from safesynth.gateway.engines.tabular.demo import drug_reviews_schema, run_tabular_demo
-
     from safesynth.gateway.dp.rng import RandomSource
     from safesynth.gateway.engines.base import EngineContext
+    from safesynth.gateway.engines.tabular.demo import drug_reviews_schema, run_tabular_demo
     from safesynth.gateway.llm import get_runner
 
     df = pd.read_csv(DATA / "drug_reviews_sample.csv")
@@ -595,6 +594,32 @@ def main() -> None:
     failures: list[str] = []
     real = tstr(train, test)
     print("real", real, flush=True)
+    private_rows: list[dict[str, Any]] = []
+    text: dict[str, Any] | None = None
+
+    def flush() -> None:
+        """Write the results so far (JSON, Markdown, plot)."""
+        payload = {
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+            "note": "2 cores shared with other work while measuring: times are indicative.",
+            "versions": _versions(),
+            "command": "python benchmarks/tabular.py " + " ".join(sys.argv[1:]),
+            "n_train": len(train),
+            "n_test": len(test),
+            "delta": DELTA,
+            "real": real,
+            "runs": rows + private_rows,
+            "summary": summarize(rows),
+            "private_schema": summarize(private_rows),
+            "text": text,
+            "failures": failures,
+        }
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "tabular.json").write_text(json.dumps(payload, indent=2, default=str))
+        write_markdown(payload, args.out / "tabular.md")
+        if payload["summary"]:
+            plot(payload["summary"], real, args.out / "tabular.png")
+
     methods = ["ours", "independent"] + ([] if args.no_mst else ["mst"])
     for eps in args.epsilons:
         for method in methods:
@@ -619,7 +644,7 @@ def main() -> None:
                 row["peak_mb"] = res["peak_mb"]
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    private_rows = []
+                flush()
     if not args.no_private_schema:
         for seed in range(1, args.seeds + 1):
             job = {"method": "ours", "epsilon": 1.0, "seed": seed, "public": False, "mst_iters": 0}
@@ -633,29 +658,11 @@ def main() -> None:
                 print(json.dumps(row), flush=True)
             else:
                 failures.append(f"private schema seed={seed}: {res['error']}")
-    text = None if args.no_text else bench_text(args.text_rows)
-    if text:
+            flush()
+    if not args.no_text:
+        text = bench_text(args.text_rows)
         print("text", text, flush=True)
-    payload = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
-        "note": "2 cores shared with other work while measuring: times are indicative.",
-        "versions": _versions(),
-        "command": "python benchmarks/tabular.py " + " ".join(sys.argv[1:]),
-        "n_train": len(train),
-        "n_test": len(test),
-        "delta": DELTA,
-        "real": real,
-        "runs": rows,
-        "summary": summarize(rows),
-        "private_schema": summarize(private_rows),
-        "text": text,
-        "failures": failures,
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "tabular.json").write_text(json.dumps(payload, indent=2, default=str))
-    write_markdown(payload, args.out / "tabular.md")
-    if payload["summary"]:
-        plot(payload["summary"], real, args.out / "tabular.png")
+    flush()
     print((args.out / "tabular.md").read_text())
 
 

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import pandas as pd
-    from safesynth.gateway.dp.accountant import PrivacyCost
 
+    from safesynth.gateway.dp.accountant import PrivacyCost
     from safesynth.gateway.dp.events import DpEvent
     from safesynth.gateway.dp.rng import RandomSource
     from safesynth.gateway.llm import Runner
@@ -275,26 +275,40 @@ def calibrate_noise_multiplier(
     delta: float,
     low: float = 1e-3,
     high: float = 1e6,
-    rel_tol: float = 1e-4,
+    rel_tol: float = 1e-3,
+    methods: Sequence[str] | None = ("gdp", "rdp"),
 ) -> float:
     """The smallest noise multiplier ``m`` whose events compose to at most ``epsilon`` at ``delta``.
 
     ``build_events(m)`` returns the plan's events when every noise scale is ``m`` times its base
     scale (cost decreasing in ``m``). Bisection on ``log m`` with the real accountant
-    (``dp.accountant.compose``), so the charged cost is what the accountant says, never an
-    approximation of it; the result is rounded *up* (the side of more noise).
-    Raises ``InvalidRequest`` when even ``high`` does not fit the budget.
+    (``dp.accountant.compose``, restricted to ``methods`` for speed: the final
+    ``compose(events, delta)`` over all methods is the minimum over methods, so never larger), and
+    the result is rounded *up* (the side of more noise). Raises ``InvalidRequest`` when even
+    ``high`` does not fit the budget.
     """
+    import numpy as np
+
     from safesynth.gateway.dp.accountant import compose
+    from safesynth.gateway.dp.errors import DPError
 
     def cost(m: float) -> float:
-        return float(compose(list(build_events(m)), delta=delta).epsilon)
+        try:
+            with np.errstate(over="ignore"):  # the RDP curves overflow harmlessly at extreme orders
+                return float(compose(list(build_events(m)), delta=delta, methods=methods).epsilon)
+        except (DPError, OverflowError, ValueError):  # so little noise that the curves overflow
+            return math.inf
 
     if cost(high) > epsilon:
         raise InvalidRequest(f"epsilon={epsilon} at delta={delta} is too small for this plan")
     if cost(low) <= epsilon:
         return low
     lo, hi = math.log(low), math.log(high)
+    step = math.log(4.0)
+    # Walk down from ``high`` by factors of 4 while the cost stays within budget, then bisect.
+    while hi - step > lo and cost(math.exp(hi - step)) <= epsilon:
+        hi -= step
+    lo = max(lo, hi - step)
     while hi - lo > rel_tol:
         mid = 0.5 * (lo + hi)
         if cost(math.exp(mid)) <= epsilon:

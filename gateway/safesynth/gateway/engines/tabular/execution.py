@@ -68,7 +68,7 @@ class DpNoise:
         self, values: FloatArray, *, sensitivity: float, sigma: float, rng: RandomSource
     ) -> FloatArray:
         """See ``dp.mechanisms.gaussian_mechanism``."""
-        from safesynth.gateway.dp import mechanisms
+        import safesynth.gateway.dp.mechanisms as mechanisms
 
         return np.asarray(
             mechanisms.gaussian_mechanism(values, sensitivity=sensitivity, sigma=sigma, rng=rng),
@@ -79,7 +79,7 @@ class DpNoise:
         self, values: npt.NDArray[np.int64], *, sensitivity: int, sigma: float, rng: RandomSource
     ) -> npt.NDArray[np.int64]:
         """See ``dp.mechanisms.discrete_gaussian_mechanism``."""
-        from safesynth.gateway.dp import mechanisms
+        import safesynth.gateway.dp.mechanisms as mechanisms
 
         return np.asarray(
             mechanisms.discrete_gaussian_mechanism(values, sensitivity=sensitivity, sigma=sigma, rng=rng),
@@ -90,7 +90,7 @@ class DpNoise:
         self, scores: FloatArray, *, sensitivity: float, epsilon: float, rng: RandomSource
     ) -> int:
         """See ``dp.mechanisms.exponential_mechanism``."""
-        from safesynth.gateway.dp import mechanisms
+        import safesynth.gateway.dp.mechanisms as mechanisms
 
         return int(
             mechanisms.exponential_mechanism(scores, sensitivity=sensitivity, epsilon=epsilon, rng=rng)
@@ -106,7 +106,7 @@ class DpNoise:
         rng: RandomSource,
     ) -> list[Any]:
         """See ``dp.mechanisms.partition_selection``."""
-        from safesynth.gateway.dp import mechanisms
+        import safesynth.gateway.dp.mechanisms as mechanisms
 
         return list(
             mechanisms.partition_selection(

@@ -17,7 +17,7 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from safesynth.gateway.engines.base import (
     InvalidRequest,
@@ -179,8 +179,29 @@ def plan_steps(schema: DatasetSchema, request: SynthesisRequest, options: Tabula
     return steps
 
 
+def group_events(events: Sequence[DpEvent]) -> list[DpEvent]:
+    """Merge equal events into one with the summed ``count`` (first-occurrence order): the same
+    mechanisms, fewer terms for the accountant. Events without a ``count`` stay as they are."""
+    import dataclasses
+
+    merged: dict[object, Any] = {}
+    order: list[object] = []
+    for i, event in enumerate(events):
+        item: Any = event
+        if "count" not in {f.name for f in dataclasses.fields(item)}:
+            key: object = ("single", i)
+        else:
+            key = (type(item), dataclasses.replace(item, count=1))
+            if key in merged:
+                item = dataclasses.replace(item, count=merged[key].count + item.count)
+        merged[key] = item
+        if key not in order:
+            order.append(key)
+    return [merged[k] for k in order]
+
+
 def _events(steps: Sequence[StepSpec], m: float) -> list[DpEvent]:
-    return [s.event(m) for s in steps]
+    return group_events([s.event(m) for s in steps])
 
 
 def make_plan(schema: DatasetSchema, request: SynthesisRequest) -> Plan:
@@ -202,7 +223,6 @@ def make_plan(schema: DatasetSchema, request: SynthesisRequest) -> Plan:
         multiplier = calibrate_noise_multiplier(
             lambda m: _events(steps, m), epsilon=request.epsilon, delta=request.delta
         )
-    events = tuple(_events(steps, multiplier))
     transcript = tuple(
         TranscriptItem(
             step=s.step,
@@ -210,11 +230,15 @@ def make_plan(schema: DatasetSchema, request: SynthesisRequest) -> Plan:
             columns=s.columns,
             noise=s.noise(multiplier),
             share=s.weight,
-            event=e,
+            event=s.event(multiplier),
         )
-        for s, e in zip(steps, events, strict=True)
+        for s in steps
     )
-    cost = compose(list(events), delta=request.delta)
+    events = tuple(group_events([item.event for item in transcript]))
+    import numpy as np
+
+    with np.errstate(over="ignore"):  # the RDP curves overflow harmlessly at extreme orders
+        cost = compose(list(events), delta=request.delta)
     resolved = options.model_dump()
     resolved["noise_multiplier"] = multiplier
     return Plan(
