@@ -63,6 +63,36 @@ class ReleaseHandle:
         """The release id (its sha256)."""
         return self.info.id
 
+    @property
+    def dataset(self) -> str:
+        """The dataset the release was synthesized from."""
+        return self.info.dataset
+
+    @property
+    def rows(self) -> int:
+        """Number of synthetic rows."""
+        return self.info.rows
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Column names."""
+        return self.info.columns
+
+    @property
+    def epsilon(self) -> float:
+        """The epsilon charged for it (the gateway's accountant)."""
+        return self.info.epsilon
+
+    @property
+    def delta(self) -> float:
+        """The delta charged for it."""
+        return self.info.delta
+
+    @property
+    def spend_seq(self) -> int:
+        """The ledger seq of its spend entry."""
+        return self.info.spend_seq
+
     def __getattr__(self, name: str) -> Any:
         # rows, columns, epsilon, delta, spend_seq, ... straight from the model.
         if name.startswith("_"):
@@ -110,6 +140,36 @@ class AsyncReleaseHandle:
     def id(self) -> str:
         """The release id (its sha256)."""
         return self.info.id
+
+    @property
+    def dataset(self) -> str:
+        """The dataset the release was synthesized from."""
+        return self.info.dataset
+
+    @property
+    def rows(self) -> int:
+        """Number of synthetic rows."""
+        return self.info.rows
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Column names."""
+        return self.info.columns
+
+    @property
+    def epsilon(self) -> float:
+        """The epsilon charged for it (the gateway's accountant)."""
+        return self.info.epsilon
+
+    @property
+    def delta(self) -> float:
+        """The delta charged for it."""
+        return self.info.delta
+
+    @property
+    def spend_seq(self) -> int:
+        """The ledger seq of its spend entry."""
+        return self.info.spend_seq
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
