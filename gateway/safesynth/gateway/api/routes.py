@@ -43,7 +43,7 @@ def _invalid(exc: ValidationError, where: str) -> InvalidRequest:
 
 # ------------------------------------------------------------------------------------------ service
 @router.get(r.HEALTH, tags=["service"], summary="Liveness (no authentication)")
-def health() -> dict[str, str]:
+async def health() -> dict[str, str]:
     """``{"status": "ok"}``."""
     return {"status": "ok"}
 

@@ -24,7 +24,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from safesynth.gateway.dp.events import DiscreteLaplaceEvent, DpEvent, ExponentialEvent, LaplaceEvent
+from safesynth.gateway.dp.events import (
+    DiscreteLaplaceEvent,
+    DpEvent,
+    ExponentialEvent,
+    LaplaceEvent,
+    PartitionSelectionEvent,
+)
 from safesynth.gateway.service.errors import InvalidRequest
 from safesynth.sdk.models import Filter, QueryRequest
 from safesynth.sdk.schema import ColumnKind, DatasetSchema
@@ -54,6 +60,8 @@ class QueryPlan:
     upper: float | None = None
     labels: tuple[str, ...] = ()
     edges: tuple[float, ...] = ()
+    #: DP selection of the categories (no public list): its epsilon and delta.
+    selection: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -154,13 +162,30 @@ def plan_query(schema: DatasetSchema, request: QueryRequest) -> QueryPlan:
                 labels=labels,
                 edges=edges,
             )
-        if spec.categories is None:
-            raise InvalidRequest(
-                f"a histogram of {request.column!r} needs the schema's public category list "
-                "(categories are never read from the private data)"
-            )
         if request.bins is not None:
             raise InvalidRequest("bins apply to numeric columns only")
+        if spec.categories is None:
+            # No public list: choose the categories by DP partition selection (half the epsilon,
+            # half the delta), then count the chosen ones (the other half of the epsilon).
+            delta = float(request.delta or 0.0)
+            if delta <= 0:
+                raise InvalidRequest(
+                    f"a histogram of {request.column!r} needs the schema's public category list, or a "
+                    "'delta' > 0 for a DP selection of the categories (never read from the private data)"
+                )
+            half = eps / 2.0
+            events = (
+                PartitionSelectionEvent(epsilon=half, delta=delta / 2.0, max_partitions_contributed=int(k)),
+                DiscreteLaplaceEvent(scale=k / half, sensitivity=int(k)),
+            )
+            return QueryPlan(
+                request,
+                events,
+                "partition_selection+discrete_laplace",
+                k,
+                (half, half),
+                selection=(half, delta / 2.0),
+            )
         return QueryPlan(
             request,
             (DiscreteLaplaceEvent(scale=k / eps, sensitivity=int(k)),),
@@ -222,6 +247,7 @@ def bound_contributions(frame: pd.DataFrame, schema: DatasetSchema) -> pd.DataFr
 
 def _counts_float(rng: RandomSource, counts: np.ndarray, plan: QueryPlan, epsilon: float) -> np.ndarray:
     import numpy as np
+
     from safesynth.gateway.dp.mechanisms import discrete_laplace_mechanism
 
     k = int(plan.sensitivity)
@@ -232,6 +258,7 @@ def _counts_float(rng: RandomSource, counts: np.ndarray, plan: QueryPlan, epsilo
 def run_query(plan: QueryPlan, schema: DatasetSchema, data: pd.DataFrame, rng: RandomSource) -> QueryAnswer:
     """Run the planned mechanisms on the private ``data``."""
     import numpy as np
+
     from safesynth.gateway.dp.mechanisms import exponential_mechanism, laplace_mechanism
 
     request = plan.request
@@ -269,12 +296,13 @@ def run_query(plan: QueryPlan, schema: DatasetSchema, data: pd.DataFrame, rng: R
                 for i, label in enumerate(plan.labels)
             )
         else:
+            labels = plan.labels
+            if plan.selection is not None:
+                labels = _select_categories(frame, request.column, schema, plan, rng)
             tally = column.value_counts()
-            counts = np.array([int(tally.get(label, 0)) for label in plan.labels])
-            noisy = _counts_float(rng, counts, plan, plan.epsilon_parts[0])
-            bars = tuple(
-                (label, None, None, max(0.0, float(noisy[i]))) for i, label in enumerate(plan.labels)
-            )
+            counts = np.array([int(tally.get(label, 0)) for label in labels], dtype=np.int64)
+            noisy = _counts_float(rng, counts, plan, plan.epsilon_parts[-1])
+            bars = tuple((label, None, None, max(0.0, float(noisy[i]))) for i, label in enumerate(labels))
         return QueryAnswer(histogram=bars)
     # quantiles: exponential mechanism over a public grid
     assert plan.lower is not None and plan.upper is not None
@@ -288,6 +316,27 @@ def run_query(plan: QueryPlan, schema: DatasetSchema, data: pd.DataFrame, rng: R
         index = exponential_mechanism(scores, sensitivity=plan.sensitivity, epsilon=part, rng=rng)
         out.append((float(q), float(grid[int(index)])))
     return QueryAnswer(quantiles=tuple(out))
+
+
+def _select_categories(
+    frame: pd.DataFrame, column: str, schema: DatasetSchema, plan: QueryPlan, rng: RandomSource
+) -> tuple[str, ...]:
+    """The categories that pass DP partition selection (counts of distinct privacy units per key)."""
+    from safesynth.gateway.dp.mechanisms import partition_selection
+
+    assert plan.selection is not None
+    epsilon, delta = plan.selection
+    unit = schema.privacy_unit
+    values = frame[[column] + ([unit.person_column] if unit.person_column else [])].dropna(subset=[column])
+    if unit.kind == "person" and unit.person_column is not None:
+        tally = values.groupby(column)[unit.person_column].nunique()
+    else:
+        tally = values[column].value_counts()
+    counts = {str(key): int(count) for key, count in tally.items()}
+    chosen = partition_selection(
+        counts, epsilon=epsilon, delta=delta, max_partitions_contributed=int(plan.sensitivity), rng=rng
+    )
+    return tuple(str(key) for key in chosen)[:10_000]
 
 
 def _count_plan(plan: QueryPlan) -> QueryPlan:

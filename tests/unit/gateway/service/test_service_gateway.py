@@ -221,3 +221,46 @@ def test_person_privacy_unit_scales_sensitivity(tmp_path: Path) -> None:
         assert result.value is not None and result.value <= 40 + 3
     finally:
         home.gateway.close()
+
+
+def test_histogram_without_public_categories_uses_dp_selection(tmp_path: Path) -> None:
+    home = make_home(tmp_path, epsilon_total=100.0)
+    try:
+        schema = DatasetSchema(
+            columns=(
+                *SCHEMA.columns[:2],
+                ColumnSpec(name="city", kind=ColumnKind.CATEGORICAL),
+                SCHEMA.columns[3],
+            )
+        )
+        frame = table(400)
+        frame.loc[0, "city"] = "Singleton-Town"  # a category of one row
+        admin = home.principal("admin")
+        home.gateway.register_dataset(
+            admin,
+            wire.DatasetCreate(
+                id="open",
+                dataset_schema=schema,
+                budget=wire.BudgetSpec(epsilon_total=100.0, delta_total=1e-5),
+            ),
+            upload=frame.to_csv(index=False).encode(),
+            filename="o.csv",
+        )
+        with pytest.raises(InvalidRequest, match="delta"):
+            home.gateway.query(
+                admin, "open", wire.QueryRequest(kind="histogram", column="city", epsilon=1.0, purpose="p")
+            )
+        result = home.gateway.query(
+            admin,
+            "open",
+            wire.QueryRequest(kind="histogram", column="city", epsilon=4.0, delta=1e-6, purpose="p"),
+        )
+        labels = [bar.label for bar in result.histogram or ()]
+        # selection gets epsilon 2, delta 5e-7: threshold T = 2 + ceil(0.5 ln(2e6)) = 10, noise scale 0.5.
+        # The common categories have >= 30 rows in the train split: missed with probability < e^-40.
+        # The singleton passes with probability <= 5e-7 (the test's false-failure rate).
+        assert {"Paris", "Lyon", "Nice"} <= set(labels)
+        assert "Singleton-Town" not in labels
+        assert result.delta > 0 and result.epsilon <= 4.0 + 1e-9
+    finally:
+        home.gateway.close()
