@@ -141,15 +141,16 @@ def test_idempotent_retry_returns_the_same_job_and_spends_once(
 def test_sdk_refusals_are_typed_and_spend_nothing(gateway: Gateway, tokens: dict[str, str]) -> None:
     with Client(base_url=gateway.url, timeout=TIMEOUT, token=tokens["analyst"]) as client:
         before = client.budget(DATASET)
-        # A DP query beyond what remains (its planning is cheap; see the report about large-epsilon
-        # synthesis plans).
+        # A synthesis and a DP query beyond what remains: both refused, nothing spent, refusals recorded.
         with pytest.raises(BudgetExhausted) as refused:
-            client.query(DATASET, "count", epsilon=before.epsilon_remaining + 1.0, purpose="too much")
+            client.synthesize(DATASET, rows=50, epsilon=before.epsilon_remaining + 1.0, purpose="too much")
         assert refused.value.epsilon_remaining == pytest.approx(before.epsilon_remaining, abs=1e-9)
+        with pytest.raises(BudgetExhausted):
+            client.query(DATASET, "count", epsilon=before.epsilon_remaining + 1.0, purpose="too much")
         after = client.budget(DATASET)
         assert after.epsilon_spent == before.epsilon_spent
         refusals = [h.kind for h in after.history].count("refusal")
-        assert refusals == [h.kind for h in before.history].count("refusal") + 1
+        assert refusals == [h.kind for h in before.history].count("refusal") + 2
         with pytest.raises(Forbidden):  # analysts do not register datasets
             client.datasets.register("other", schema=PEOPLE_SCHEMA, epsilon_total=1, data=b"age\n1\n")
         with pytest.raises(Forbidden):  # unknown and ungranted look the same to an analyst
