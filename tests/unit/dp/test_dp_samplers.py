@@ -175,3 +175,13 @@ def test_secure_source_never_repeats_keystream_across_threads() -> None:
         t.join()
     allw = np.concatenate(chunks)
     assert np.unique(allw).size == allw.size  # 12,800 64-bit words: a repeat would mean reuse
+
+
+def test_bernoulli_exact_path_with_astronomical_gamma() -> None:
+    """exp(-5000) is never hit; the exact path settles it through the 2^-k bound, no underflow."""
+    n = 200
+    g = np.full(n, 5000.0)
+    out = bernoulli_exp_neg(g, np.zeros(n), lambda _i: Fraction(5000), RandomSource.seeded(30), widen=1.0)
+    assert not out.any()
+    a, b = exp_neg_interval(Fraction(5000), 40)
+    assert 0 < a <= b < Fraction(1, 2**5000)

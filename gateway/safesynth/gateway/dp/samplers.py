@@ -101,6 +101,8 @@ def exp_neg_interval(gamma: Fraction, digits: int) -> tuple[Fraction, Fraction]:
             ctx.Emin = -(10**9)
             g = Decimal(gamma.numerator) / Decimal(gamma.denominator)
             e = (-g).exp()
+        if e == 0 or not e.is_normal():
+            raise SamplingError("exp(-gamma) below the decimal range (probability < 10^-400000000)")
         eta = (gamma + 1) * Fraction(1, 10 ** (digits - 1))
         if eta <= Fraction(1, 100):
             ef = Fraction(e)
@@ -163,6 +165,11 @@ class _LazyUniform:
         """Exactly whether V < exp(-gamma) (gamma may be negative: then always True)."""
         if gamma <= 0:
             return True
+        if gamma > 1000:
+            # exp(-gamma) < 2^-k: V >= 2^-k settles it without decimal arithmetic on tiny numbers
+            k = math.floor(gamma)
+            if self.num > 0 and (self.bits <= k or self.num >= 1 << (self.bits - k)):
+                return False
         digits = 40
         while True:
             a, b = exp_neg_interval(gamma, digits)
@@ -173,6 +180,8 @@ class _LazyUniform:
             self.num = (self.num << 64) | self.rng.randbits(64)
             self.bits += 64
             digits += 25
+            if gamma > 1000 and self.num > 0 and self.num >= 1 << max(self.bits - math.floor(gamma), 0):
+                return False
 
 
 def _exp_count(
