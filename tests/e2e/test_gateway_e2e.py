@@ -221,8 +221,8 @@ def test_cli_end_to_end(gateway: Gateway, tokens: dict[str, str], tmp_path: Path
     env = cli_env(
         SAFESYNTH_URL=gateway.url, SAFESYNTH_TOKEN=tokens["analyst"], SAFESYNTH_TIMEOUT=str(TIMEOUT)
     )
-    budget = json.loads(safesynth_cli("budget", DATASET, "--json", env=env).stdout)
-    assert budget["dataset"] == DATASET
+    with Client(base_url=gateway.url, timeout=TIMEOUT, token=tokens["analyst"]) as client:
+        spent_before = client.budget(DATASET).epsilon_spent
 
     plan = json.loads(
         safesynth_cli(
@@ -266,7 +266,7 @@ def test_cli_end_to_end(gateway: Gateway, tokens: dict[str, str], tmp_path: Path
     assert count["kind"] == "count" and count["value"] is not None
 
     after = json.loads(safesynth_cli("budget", DATASET, "--json", env=env).stdout)
-    assert after["epsilon_spent"] > budget["epsilon_spent"]
+    assert after["dataset"] == DATASET and after["epsilon_spent"] > spent_before
 
     refused = safesynth_cli(
         "query", DATASET, "count", "--epsilon", "5", "--purpose", "cli", env=env, check=False
