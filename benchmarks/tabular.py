@@ -575,6 +575,8 @@ def main() -> None:
     parser.add_argument("--mst-seeds", type=int, default=None, help="seeds for MST (default: --seeds)")
     parser.add_argument("--mst-iters", type=int, default=5000, help="mirror descent iterations (MST: 5000)")
     parser.add_argument("--no-mst", action="store_true")
+    parser.add_argument("--mst-epsilons", type=float, nargs="*", default=None, help="default: --epsilons")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds per fit before giving up")
     parser.add_argument("--no-text", action="store_true")
     parser.add_argument("--no-private-schema", action="store_true")
     parser.add_argument("--text-rows", type=int, default=12)
@@ -620,31 +622,27 @@ def main() -> None:
         if payload["summary"]:
             plot(payload["summary"], real, args.out / "tabular.png")
 
-    methods = ["ours", "independent"] + ([] if args.no_mst else ["mst"])
+    def run_and_record(method: str, eps: float, seed: int) -> None:
+        job = {"method": method, "epsilon": eps, "seed": seed, "public": True, "mst_iters": args.mst_iters}
+        res = run_job(job, timeout=args.timeout)
+        if not res["ok"]:
+            failures.append(f"{method} eps={eps} seed={seed}: {res['error']}")
+            print("FAILED", failures[-1], flush=True)
+            flush()
+            return
+        row = {"method": method, "epsilon": eps, "seed": seed, "ok": True}
+        row.update(tvd(train, res["synth"]))
+        row.update(tstr(res["synth"], test))
+        row["seconds"] = res["seconds"]
+        row["peak_mb"] = res["peak_mb"]
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        flush()
+
     for eps in args.epsilons:
-        for method in methods:
-            n_seeds = mst_seeds if method == "mst" else args.seeds
-            for seed in range(1, n_seeds + 1):
-                job = {
-                    "method": method,
-                    "epsilon": eps,
-                    "seed": seed,
-                    "public": True,
-                    "mst_iters": args.mst_iters,
-                }
-                res = run_job(job, timeout=1800)
-                if not res["ok"]:
-                    failures.append(f"{method} eps={eps} seed={seed}: {res['error']}")
-                    print("FAILED", failures[-1], flush=True)
-                    continue
-                row = {"method": method, "epsilon": eps, "seed": seed, "ok": True}
-                row.update(tvd(train, res["synth"]))
-                row.update(tstr(res["synth"], test))
-                row["seconds"] = res["seconds"]
-                row["peak_mb"] = res["peak_mb"]
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-                flush()
+        for method in ("ours", "independent"):
+            for seed in range(1, args.seeds + 1):
+                run_and_record(method, eps, seed)
     if not args.no_private_schema:
         for seed in range(1, args.seeds + 1):
             job = {"method": "ours", "epsilon": 1.0, "seed": seed, "public": False, "mst_iters": 0}
@@ -662,6 +660,11 @@ def main() -> None:
     if not args.no_text:
         text = bench_text(args.text_rows)
         print("text", text, flush=True)
+        flush()
+    if not args.no_mst:
+        for eps in args.mst_epsilons or args.epsilons:
+            for seed in range(1, mst_seeds + 1):
+                run_and_record("mst", eps, seed)
     flush()
     print((args.out / "tabular.md").read_text())
 

@@ -62,7 +62,7 @@ def log_grid() -> LogGrid:
     return LogGrid(edges=edges.astype(np.float64))
 
 
-def clean_histogram(noisy: FloatArray, sigma: float, *, threshold_sigmas: float = 4.0) -> FloatArray:
+def clean_histogram(noisy: FloatArray, sigma: float, *, threshold_sigmas: float = 5.0) -> FloatArray:
     """Zero the cells whose noisy count is below ``threshold_sigmas * sigma`` (post-processing).
 
     When nothing passes, only the largest cell is kept (so that quantiles remain defined).
