@@ -50,6 +50,7 @@ def create_app(settings: GatewaySettings, *, gateway: Gateway | None = None) -> 
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     install_problem_handlers(app)
     app.include_router(router)
+    _document_registration_body(app)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_request_bytes,
@@ -57,6 +58,31 @@ def create_app(settings: GatewaySettings, *, gateway: Gateway | None = None) -> 
         upload_paths=(routes.DATASETS,),
     )
     return app
+
+
+def _document_registration_body(app: FastAPI) -> None:
+    """Add ``DatasetCreate`` (the registration body, parsed by hand for JSON or multipart) to the
+    OpenAPI components so that the registration endpoint's ``$ref`` resolves."""
+    from typing import Any
+
+    from fastapi.openapi.utils import get_openapi
+
+    from safesynth.sdk.models import DatasetCreate
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            schema = DatasetCreate.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = doc.setdefault("components", {}).setdefault("schemas", {})
+            for name, definition in schema.pop("$defs", {}).items():
+                components.setdefault(name, definition)
+            components["DatasetCreate"] = schema
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def serve(settings: GatewaySettings, *, log_level: str = "info") -> None:

@@ -79,6 +79,12 @@ def list_tokens(gateway: GatewayDep, principal: CurrentPrincipal) -> wire.TokenL
     return gateway.list_tokens(principal)
 
 
+@router.get(r.TOKEN, response_model=wire.TokenInfo, tags=["tokens"], responses=ERRORS)
+def get_token(token: str, gateway: GatewayDep, principal: CurrentPrincipal) -> wire.TokenInfo:
+    """One token, without its secret (admin)."""
+    return gateway.get_token(principal, token)
+
+
 @router.post(r.TOKEN_REVOKE, response_model=wire.TokenInfo, tags=["tokens"], responses=ERRORS)
 def revoke_token(token: str, gateway: GatewayDep, principal: CurrentPrincipal) -> wire.TokenInfo:
     """Revoke a token (admin); idempotent."""

@@ -175,6 +175,12 @@ class Gateway:
             principal.require(A)
         return wire.TokenList(tokens=tuple(self.token_info(r) for r in self.tokens.list()))
 
+    def get_token(self, principal: Principal | None, token_id: str) -> wire.TokenInfo:
+        """One token (admin)."""
+        if principal is not None:
+            principal.require(A)
+        return self.token_info(self.tokens.get(token_id))
+
     def revoke_token(self, principal: Principal | None, token_id: str) -> wire.TokenInfo:
         """Revoke a token (admin). Recorded in the ledger."""
         if principal is not None:

@@ -49,6 +49,7 @@ ENDPOINTS: list[tuple[str, str, str, Any, set[str]]] = [
     ("info", "GET", "/v1/info", None, ALL),
     ("tokens.list", "GET", "/v1/tokens", None, ADMIN),
     ("tokens.create", "POST", "/v1/tokens", lambda: {"json": {"name": "x", "role": "auditor"}}, ADMIN),
+    ("tokens.get", "GET", "/v1/tokens/{victim}", None, ADMIN),
     ("tokens.revoke", "POST", "/v1/tokens/{victim}/revoke", None, ADMIN),
     ("datasets.register", "POST", "/v1/datasets", _register_body, ADMIN),
     ("datasets.list", "GET", "/v1/datasets", None, ALL),
