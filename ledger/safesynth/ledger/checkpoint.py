@@ -35,6 +35,7 @@ __all__ = [
 _DASH = "\u2014"
 _SIZE_RE = re.compile(r"^(0|[1-9][0-9]{0,19})$")
 _MAX_SIGNATURES = 100
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f]")
 
 
 def _b64(data: bytes) -> str:
@@ -127,7 +128,7 @@ class SignedNote:
         """Parse a signed note strictly."""
         if not isinstance(text, str) or not text.endswith("\n"):
             raise InvalidCheckpointError("a signed note must end with a newline")
-        if any(ord(c) < 0x20 and c != "\n" for c in text):
+        if _CONTROL.search(text):
             raise InvalidCheckpointError("a signed note must not contain control characters")
         split = text.rfind("\n\n")
         if split < 0:
