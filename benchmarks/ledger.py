@@ -334,6 +334,30 @@ def _md(res: dict[str, Any]) -> str:
         " µs here: verifying an export of *every* checkpoint (`--checkpoint-interval 1`) would take about"
         f" {ex['estimated_verify_all_checkpoints_s']:.0f} s",
     ]
+    if "open_check" in res:
+        oc = res["open_check"]
+        runs = ", ".join(f"{t:.0f}" for t in oc["open_ms_fresh_process"])
+        lines.append(
+            f"- open with self-check after removing a COUNT(*) scan from it (a fresh process, store of"
+            f" {oc['entries']:,} entries, 5 runs): {runs} ms"
+        )
+    best_cpu = min(r["cpu_us_per_entry"] for r in [*b, bd])
+    lines += [
+        "",
+        "## Against the goals",
+        "",
+        f"- Single writer >= 2,000 signed appends/s: **not reached in wall-clock time on this machine**. One"
+        f" entry per transaction is bounded by fsync latency (the bare SQLite ceiling measured"
+        f" {res['raw_fsync_commits_per_s']:.0f} commits/s; each append adds the fork-guard file write). With"
+        f" entries batched per transaction the writer is CPU-bound at {best_cpu:.0f} µs of its own CPU per"
+        f" entry: about {1e6 / best_cpu:,.0f}/s if that CPU were available uncontended (an extrapolation,"
+        " not a measurement: the two cores ran at a load average of ~16 during the run).",
+        f"- Inclusion proof at {bd['entries']:,} entries < 5 ms: **yes**, median {inc['median_ms']:.2f} ms"
+        f" (p95 {inc['p95_ms']:.1f} ms under load).",
+        f"- Offline verification of a {ex['entries']:,}-entry export < 60 s: {ex['verify_s']:.0f} s wall"
+        f" under load, **{ex['verify_cpu_s']:.0f} s of CPU** (single-threaded): under 60 s of compute, not"
+        " of wall-clock time on this shared machine.",
+    ]
     if res.get("note"):
         lines += ["", res["note"]]
     return "\n".join(lines) + "\n"
@@ -345,7 +369,11 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=300, help="entries for the 1-per-transaction run")
     parser.add_argument("--batched", type=int, default=6000, help="entries for the batched runs")
     parser.add_argument("--tmp", type=Path, default=None, help="scratch directory (default: a temp dir)")
+    parser.add_argument("--render", action="store_true", help="only rewrite ledger.md from ledger.json")
     args = parser.parse_args()
+    if args.render:
+        (RESULTS / "ledger.md").write_text(_md(json.loads((RESULTS / "ledger.json").read_text())))
+        return
     tmp = Path(tempfile.mkdtemp(prefix="ledger-bench-", dir=args.tmp))
     signer = Signer.generate("bench")
     res: dict[str, Any] = {
