@@ -11,6 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sdk_fakes import SHA, FakeGateway, job, problem, release
 
 from safesynth.sdk import (
@@ -26,6 +28,7 @@ from safesynth.sdk import (
     WaitTimeout,
     routes,
 )
+from safesynth.sdk._sse import iter_sse_jobs
 from safesynth.sdk.models import Job
 from safesynth.sdk.progress import StderrProgress
 from safesynth.sdk.schema import ColumnKind, ColumnSpec, DatasetSchema
@@ -472,3 +475,24 @@ def test_parquet_download_is_checked_against_the_content_address(tmp_path: Path)
         with pytest.raises(InvalidResponse, match="address"):
             client.releases.download(SHA, tmp_path / "bad.parquet", format="parquet")
     assert not (tmp_path / "bad.parquet").exists()
+
+
+_states = st.lists(st.sampled_from(["queued", "running", "succeeded", "failed"]), min_size=1, max_size=8)
+
+
+@settings(max_examples=100, deadline=None)
+@given(states=_states, keepalives=st.lists(st.booleans(), min_size=8, max_size=8), crlf=st.booleans())
+def test_sse_parser_yields_jobs_until_the_first_final_one(
+    states: list[str], keepalives: list[bool], crlf: bool
+) -> None:
+    lines: list[str] = []
+    for state, keepalive in zip(states, keepalives, strict=False):
+        if keepalive:
+            lines += [": keep-alive", ""]
+        payload = json.dumps(job(state, 0.5))
+        lines += ["event: job", f"data: {payload}", ""]
+    if crlf:
+        lines = [line + "\r\n" for line in lines]
+    got = [j.state for j in iter_sse_jobs(lines)]
+    final = next((i for i, s in enumerate(states) if s in ("succeeded", "failed")), len(states) - 1)
+    assert got == states[: final + 1]
