@@ -20,6 +20,7 @@ __all__ = [
     "JobFailed",
     "NotAuthorized",
     "NotFound",
+    "NotInitialized",
     "PayloadTooLarge",
     "QueueFull",
     "RateLimited",
@@ -133,6 +134,14 @@ class QueueFull(RateLimited):
 
     code = "queue_full"
     title = "Job queue full"
+
+
+class NotInitialized(ServiceError):
+    """The data home has no ledger, key or state yet: run ``safesynth init``."""
+
+    code = "not_initialized"
+    status = 503
+    title = "Gateway not initialized"
 
 
 class GatewayUnavailable(ServiceError):

@@ -16,7 +16,6 @@ import json
 import math
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -28,8 +27,8 @@ from safesynth.gateway.service.db import StateDB
 from safesynth.gateway.service.errors import (
     InvalidRequest,
     NotFound,
+    NotInitialized,
     PayloadTooLarge,
-    ServiceError,
 )
 from safesynth.gateway.service.idempotency import IdempotencyStore, request_hash
 from safesynth.gateway.service.jobs import JobHandle, JobManager, JobRecord
@@ -46,7 +45,7 @@ if TYPE_CHECKING:
     from safesynth.gateway.engines.base import Plan
     from safesynth.gateway.llm import Runner
 
-__all__ = ["Gateway", "LedgerView"]
+__all__ = ["Gateway"]
 
 A, N, U = Role.ADMIN, Role.ANALYST, Role.AUDITOR
 TOKEN_CREATED = "token.created/v1"  # noqa: S105 (an entry kind)
@@ -62,15 +61,6 @@ _PLAN_CACHE_SIZE = 64
 _PLAN_LOCK = threading.Lock()
 
 
-@dataclass(frozen=True)
-class LedgerView:
-    """What the ledger endpoints need besides the store: origin and public key."""
-
-    origin: str
-    key_id: str
-    public_key: bytes
-
-
 def _f(value: Any) -> float:
     return float(value)
 
@@ -81,7 +71,7 @@ class Gateway:
     def __init__(self, settings: GatewaySettings, *, recover_jobs: bool = True) -> None:
         check_permissions(settings)
         if not settings.state_path.exists() or not settings.signing_key_path.exists():
-            raise ServiceError(f"no initialized home at {settings.home}: run `safesynth init` first")
+            raise NotInitialized(f"no initialized home at {settings.home}: run `safesynth init` first")
         self.settings = settings
         self.db = StateDB(settings.state_path)
         signer = Signer.load(settings.signing_key_path)
