@@ -520,6 +520,8 @@ def main() -> None:
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--skip-main", action="store_true", help="only the requested studies")
     parser.add_argument("--embedding-probe", action="store_true", help="only the 1-NN embedding probe")
+    parser.add_argument("--probe-train", type=int, default=1000)
+    parser.add_argument("--probe-test", type=int, default=300)
     parser.add_argument("--only-baseline", action="store_true", help="only the NOT-DP paper-style baseline")
     parser.add_argument(
         "--embedding-study", action="store_true", help="PE at eps 4 with T=1, hashing vs model embedding"
@@ -533,7 +535,7 @@ def main() -> None:
         bench.real(name)
     if args.embedding_probe:
         for name in names:
-            bench.embedding_probe(name)
+            bench.embedding_probe(name, args.probe_train, args.probe_test)
         bench.save()
         return
     if args.only_baseline:
