@@ -12,6 +12,7 @@ filter admits. A refusal appends a ``refusal/v1`` entry and raises
 
 from __future__ import annotations
 
+import secrets
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -65,10 +66,13 @@ FAST_METHODS = ("gdp", "rdp", "pure", "basic")
 def query_cost(events: Sequence[DpEvent], delta: float) -> PrivacyCost:
     """The accountant's cost of a request's events; a pure-DP result spends delta 0."""
     d = delta if delta > 0 else NOMINAL_DELTA
-    try:
-        cost = compose(list(events), delta=d, methods=FAST_METHODS)
-    except InvalidParameter:  # a method that does not apply to this mix: the others still do
-        cost = compose(list(events), delta=d, methods=("rdp", "pure", "basic"))
+    try:  # pure-DP requests: the exact sum of epsilons, no curve to evaluate
+        cost = compose(list(events), delta=d, methods=("pure",))
+    except InvalidParameter:
+        try:
+            cost = compose(list(events), delta=d, methods=FAST_METHODS)
+        except InvalidParameter:  # a method that does not apply to this mix: the others still do
+            cost = compose(list(events), delta=d, methods=("rdp", "pure", "basic"))
     if cost.method in ("pure", "empty"):
         return PrivacyCost(cost.epsilon, 0.0, cost.method, cost.terms, cost.candidates)
     return cost
@@ -87,6 +91,8 @@ class Admission:
         self._lock = threading.Lock()
         # dataset -> (ledger size covered, state after every spend of the dataset below that size)
         self._cache: dict[str, tuple[int, FilterState]] = {}
+        # spend_id -> filter state right after that spend (spends admitted by this process)
+        self._after: dict[str, FilterState] = {}
         # budget -> filter (building one precomputes its bound curves: reuse them)
         self._filters: dict[tuple[float, float], PrivacyFilter] = {}
 
@@ -110,12 +116,22 @@ class Admission:
             if current is None or current[0] < size:
                 self._cache[dataset] = (size, state)
 
-    @staticmethod
-    def _fold(flt: PrivacyFilter, state: FilterState, entries: Iterable[Any], dataset: str) -> FilterState:
-        """Add the spends of ``dataset`` among ``entries`` (already admitted) to ``state``."""
+    def _fold(
+        self, flt: PrivacyFilter, state: FilterState, entries: Iterable[Any], dataset: str
+    ) -> FilterState:
+        """Add the spends of ``dataset`` among ``entries`` (already admitted) to ``state``.
+
+        A spend this process admitted is looked up by its ``spend_id`` (the state after it does not
+        depend on who folds it: the ledger is one sequence); others are re-decided.
+        """
         for entry in entries:
             payload = entry.payload
             if payload.get("dataset") != dataset:
+                continue
+            with self._lock:
+                after = self._after.get(str(payload.get("spend_id")))
+            if after is not None:
+                state = after
                 continue
             decision = flt.decide(state, spend_events(payload))
             if not decision.admitted:
@@ -192,6 +208,7 @@ class Admission:
         if cost is None:
             cost = query_cost(events, delta)
         rule = str(getattr(flt, "rule", "")) or flt.decide(flt.empty_state(), ()).rule
+        spend_id = secrets.token_hex(12)
         seen: dict[str, Any] = {}
 
         def check(view: Any) -> None:
@@ -204,9 +221,14 @@ class Admission:
             seen["decision"] = decision
             if not decision.admitted:
                 raise BudgetExceeded("the privacy filter does not admit these events")
+            with self._lock:  # used only if this entry commits (its spend_id is unique)
+                self._after[spend_id] = decision.new_state
+                while len(self._after) > 10_000:
+                    self._after.pop(next(iter(self._after)))
 
         payload: dict[str, Any] = {
             "dataset": dataset,
+            "spend_id": spend_id,
             "events": [event.to_json() for event in events],
             "epsilon": decimal_string(float(cost.epsilon)),
             "delta": decimal_string(float(cost.delta)),
