@@ -1,0 +1,122 @@
+"""Text columns: prompts from public facts and the synthetic row, length budgets, the real model."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from safesynth.gateway.dp.rng import RandomSource
+from safesynth.gateway.engines.base import EngineContext
+from safesynth.gateway.engines.tabular.demo import drug_reviews_schema, run_tabular_demo
+from safesynth.gateway.engines.tabular.text import (
+    DEFAULT_MAX_CHARS,
+    build_prompt,
+    clean_text,
+    max_chars,
+    write_text_columns,
+)
+from safesynth.sdk.schema import ColumnKind, ColumnSpec, DatasetSchema
+
+DATA = Path(__file__).resolve().parents[4].parent / "shared" / "data" / "drug_reviews_sample.csv"
+
+
+@dataclass
+class _Gen:
+    text: str
+    completion_tokens: int = 5
+
+
+class FakeRunner:
+    """Answers from a script; records the prompts it was shown."""
+
+    def __init__(self, answers: Sequence[str]) -> None:
+        self.answers = list(answers)
+        self.prompts: list[str] = []
+        self.calls = 0
+
+    def generate_batch(self, prompts: Sequence[str], **kwargs: Any) -> list[_Gen]:
+        self.prompts.extend(prompts)
+        out = []
+        for _ in prompts:
+            out.append(_Gen(self.answers[self.calls % len(self.answers)]))
+            self.calls += 1
+        return out
+
+
+SCHEMA = DatasetSchema(
+    description="Product reviews",
+    columns=(
+        ColumnSpec(name="product", kind=ColumnKind.CATEGORICAL, description="the product"),
+        ColumnSpec(name="stars", kind=ColumnKind.NUMERIC, integer=True, lower=1, upper=5),
+        ColumnSpec(name="review", kind=ColumnKind.TEXT, description="the review", max_length=40),
+    ),
+)
+
+
+def test_clean_text_strips_labels_quotes_and_cuts_at_a_word() -> None:
+    assert clean_text('review: "Great phone."', "review", 100) == "Great phone."
+    cut = clean_text("one two three four five six seven", "review", 16)
+    assert cut == "one two three" and len(cut) <= 16
+    assert clean_text("   ", "review", 10) == ""
+    assert max_chars(ColumnSpec(name="t", kind=ColumnKind.TEXT)) == DEFAULT_MAX_CHARS
+
+
+def test_prompt_holds_only_schema_facts_and_the_synthetic_row() -> None:
+    spec = SCHEMA.column("review")
+    prompt = build_prompt(spec, [(SCHEMA.column("product"), "lamp"), (SCHEMA.column("stars"), 4.0)], 40)
+    assert "product (the product): lamp" in prompt and "stars: 4" in prompt
+    assert "'review' (the review)" in prompt and "40 characters" in prompt
+
+
+def test_text_cells_respect_the_budget_and_never_stay_empty() -> None:
+    table = pd.DataFrame({"product": ["lamp", "desk", "chair"], "stars": [4, 1, 5]})
+    runner = FakeRunner(["x" * 10 + " " + "y" * 100, "", "", "", "fine chair"])
+    stats = write_text_columns(
+        table,
+        SCHEMA,
+        [SCHEMA.column("review")],
+        [SCHEMA.column("product"), SCHEMA.column("stars")],
+        runner,  # type: ignore[arg-type]
+        seed=1,
+        batch_size=2,
+    )
+    texts = table["review"].tolist()
+    assert all(0 < len(t) <= 40 for t in texts)
+    # No word boundary in the second half of the budget: a hard cut at the budget.
+    assert texts[0] == "x" * 10 + " " + "y" * 29
+    assert stats.cells == 3 and stats.retries >= 2
+    assert any("lamp" in p for p in runner.prompts)
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_the_real_model_writes_reviews_without_copying_training_text() -> None:
+    from safesynth.gateway.llm import get_runner
+
+    data = pd.read_csv(DATA)
+    schema = drug_reviews_schema(review_max_length=160)
+    ctx = EngineContext(rng=RandomSource.seeded(11), runner=get_runner())
+    result = run_tabular_demo(data, schema, epsilon=1.0, rows=3, ctx=ctx)
+    reviews = result.table["review"].tolist()
+    assert len(reviews) == 3
+    assert all(isinstance(r, str) and 0 < len(r.strip()) <= 160 for r in reviews)
+    assert result.epsilon <= 1.0
+    training = [str(t) for t in data["review"]]
+    assert not set(reviews) & set(training)
+
+    def grams(text: str, n: int = 10) -> set[tuple[str, ...]]:
+        words = re.findall(r"\w+", text.lower())
+        return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+    train_grams: set[tuple[str, ...]] = set()
+    for t in training:
+        train_grams |= grams(t)
+    for r in reviews:
+        assert not grams(r) & train_grams  # no 10-word sequence shared with any training review
+    assert result.report["text"]["cells"] == 3
