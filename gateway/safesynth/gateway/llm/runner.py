@@ -1,8 +1,9 @@
 """The runner: one loaded GGUF model per path per process, safe for concurrent callers.
 
 A ``Runner`` holds ``pool_size`` llama.cpp instances of the same model (default 1, or
-``$SAFESYNTH_LLM_POOL``). Each instance serves one call at a time (it sits in a queue while free, so holding it is the per-instance lock); a
-second instance lets two calls run in parallel, each with half the threads. Embeddings use a separate
+``$SAFESYNTH_LLM_POOL``). Each instance serves one call at a time (it sits in a queue while free, so
+holding it is the per-instance lock); a second instance lets two calls run in parallel, each with half
+the threads. Embeddings use a separate
 instance created lazily with ``embedding=True`` and mean pooling.
 
 Every call returns its token counts and timing (``Generation`` / ``Usage`` / ``NextToken``). A call
