@@ -565,6 +565,31 @@ def plot(summary: list[dict[str, Any]], real: dict[str, float], path: Path) -> N
     fig.savefig(path, dpi=110)
 
 
+def merge(dirs: list[Path], out: Path) -> None:
+    """Combine the results of several partial runs (e.g. one process per epsilon) into one."""
+    parts = [json.loads((d / "tabular.json").read_text()) for d in dirs]
+    runs = [r for p in parts for r in p["runs"]]
+    main_runs = [r for r in runs if r["method"] != "ours-private-schema"]
+    private = [r for r in runs if r["method"] == "ours-private-schema"]
+    payload = dict(parts[0])
+    payload.update(
+        {
+            "command": "; ".join(p["command"] for p in parts) + f"; merged with --merge into {out}",
+            "runs": runs,
+            "summary": summarize(main_runs),
+            "private_schema": summarize(private),
+            "text": next((p["text"] for p in parts if p.get("text")), None),
+            "failures": [f for p in parts for f in p.get("failures", [])],
+        }
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tabular.json").write_text(json.dumps(payload, indent=2, default=str))
+    write_markdown(payload, out / "tabular.md")
+    if payload["summary"]:
+        plot(payload["summary"], payload["real"], out / "tabular.png")
+    print((out / "tabular.md").read_text())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -574,6 +599,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--mst-seeds", type=int, default=None, help="seeds for MST (default: --seeds)")
     parser.add_argument("--mst-iters", type=int, default=5000, help="mirror descent iterations (MST: 5000)")
+    parser.add_argument("--floor-seeds", type=int, default=None, help="seeds of the floor (default --seeds)")
+    parser.add_argument("--no-floor", action="store_true", help="skip the independent-marginals floor")
+    parser.add_argument(
+        "--merge", type=Path, nargs="*", default=None, help="merge the tabular.json of these result dirs"
+    )
+    parser.add_argument("--real-json", type=Path, default=None, help="cache of the real-data ceiling")
     parser.add_argument("--no-mst", action="store_true")
     parser.add_argument("--mst-epsilons", type=float, nargs="*", default=None, help="default: --epsilons")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per fit before giving up")
@@ -590,11 +621,19 @@ def main() -> None:
             True,
             True,
         )
+    if args.merge:
+        merge(args.merge, args.out)
+        return
     mst_seeds = args.mst_seeds if args.mst_seeds is not None else args.seeds
     train, test = load_adult()
     rows: list[dict[str, Any]] = []
     failures: list[str] = []
-    real = tstr(train, test)
+    if args.real_json is not None and args.real_json.exists():
+        real = json.loads(args.real_json.read_text())
+    else:
+        real = tstr(train, test)
+        if args.real_json is not None:
+            args.real_json.write_text(json.dumps(real))
     print("real", real, flush=True)
     private_rows: list[dict[str, Any]] = []
     text: dict[str, Any] | None = None
@@ -640,8 +679,9 @@ def main() -> None:
         flush()
 
     for eps in args.epsilons:
-        for method in ("ours", "independent"):
-            for seed in range(1, args.seeds + 1):
+        for method in ("ours",) if args.no_floor else ("ours", "independent"):
+            n_seeds = args.seeds if method == "ours" else (args.floor_seeds or args.seeds)
+            for seed in range(1, n_seeds + 1):
                 run_and_record(method, eps, seed)
     if not args.no_private_schema:
         for seed in range(1, args.seeds + 1):
