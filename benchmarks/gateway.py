@@ -238,13 +238,80 @@ def bench_synthesis(client: Any, frame: pd.DataFrame, rows: int) -> dict[str, An
     }
 
 
+def render(result: dict[str, Any]) -> None:
+    """Write ``results/gateway.md`` from a result (``--render`` re-renders the stored JSON)."""
+    seq = result["dp_statistics"]["sequential"]
+    con = result["dp_statistics"]["concurrent_8"]
+    health = result["healthz_latency_ms"]
+    in_process = result["service_in_process_8_threads"]
+    synthesis = result["synthesis_overhead"]
+    lines = [
+        "# Gateway benchmark",
+        "",
+        f"Machine: {result['machine']['platform']}, Python {result['machine']['python']}, "
+        f"{result['machine']['cpus']} CPUs (shared with other work during the run).",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in result["versions"].items()) + ".",
+        "",
+        "DP statistics (distinct DP counts through the SDK over loopback; each one is a ledger append):",
+        "",
+        "| run | requests | req/s | p50 ms | p99 ms |",
+        "|---|---|---|---|---|",
+        f"| sequential | {seq['requests']} | {seq['requests_per_second']} | {seq['latency_ms']['p50']} | "
+        f"{seq['latency_ms']['p99']} |",
+        f"| 8 concurrent clients | {con['requests']} | {con['requests_per_second']} | "
+        f"{con['latency_ms']['p50']} | {con['latency_ms']['p99']} |",
+        "",
+        f"Cached repeats (identical query, no spend): {result['cached_repeat_requests_per_second']} req/s.",
+        f"Calibration: GET /healthz (no auth, no storage) p50 {health['p50']} ms, p99 {health['p99']} ms: "
+        "the HTTP stack and the machine's load alone.",
+        "",
+        f"Service layer in-process (no HTTP), 8 threads, {in_process['requests']} distinct DP counts: "
+        f"{in_process['requests_per_second']} req/s, p50 {in_process['latency_ms']['p50']} ms, "
+        f"p99 {in_process['latency_ms']['p99']} ms (each one a ledger append: BEGIN IMMEDIATE, fsync, signed "
+        "checkpoint; concurrent appends are group-committed by the ledger).",
+        "",
+    ]
+    if synthesis is not None:
+        lines += [
+            f"Synthesis ({synthesis['rows']} rows, tabular, epsilon 1): engine directly "
+            f"{synthesis['engine_direct_seconds_median']} s, through the gateway "
+            f"{synthesis['via_gateway_seconds_median']} s: overhead {synthesis['overhead_percent']}% "
+            f"(+{synthesis['via_gateway_seconds_median'] - synthesis['engine_direct_seconds_median']:.3f} s) "
+            f"(medians of 3). {synthesis['note']}.",
+            "",
+        ]
+    lines.append(
+        "Goals: >= 300 req/s, p99 < 50 ms, synthesis overhead < 5%. Reproduce: "
+        "`.venv/bin/python benchmarks/gateway.py`."
+    )
+    lines += [
+        "",
+        "Notes. Every DP statistic is durable in the ledger before it is answered: one append is a",
+        "BEGIN IMMEDIATE transaction with synchronous=FULL plus the ledger's fork-guard file rewrite",
+        "(two fsyncs and a rename: about 14 ms of I/O per append in a profile on this disk), so one client",
+        "in sequence cannot exceed about 60 req/s here; concurrent requests share commits (the ledger",
+        "group-commits, and the gateway checks each request against the filter state memoized for its",
+        "own earlier spends, so one filter decision per request runs inside the transaction). The run",
+        "above shared 2 cores with other jobs (load average about 20): even GET /healthz took several",
+        "milliseconds. The 300 req/s / p99 50 ms goals were NOT met on this loaded machine; the",
+        "synthesis overhead is a fixed cost per job (spend transaction, Parquet write, release entry,",
+        "50 ms polling: a few hundred ms here) against a sub-second synthesis, so the percentage varied",
+        "between runs (0.4% to 83%); it is under 5% only for jobs of several seconds or more.",
+    ]
+    (RESULTS / "gateway.md").write_text("\n".join(lines) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="fewer requests, no synthesis benchmark")
     parser.add_argument("--requests", type=int, default=2000, help="requests per query run")
+    parser.add_argument("--render", action="store_true", help="only re-render the .md from the stored .json")
     args = parser.parse_args()
+    if args.render:
+        render(json.loads((RESULTS / "gateway.json").read_text()))
+        return
     n = 300 if args.quick else args.requests
 
     from safesynth.sdk import Client
@@ -281,7 +348,7 @@ def main() -> None:
                 for _ in range(200):
                     client.query("bench", "count", epsilon=0.001, purpose="cached")
                 cached_rps = 200 / (time.perf_counter() - cached_start)
-                synthesis = None if args.quick else bench_synthesis(client, frame, 2000)
+                synthesis = None if args.quick else bench_synthesis(client, frame, 20000)
                 ledger_size = client.ledger.entries(limit=1).size
         finally:
             proc.terminate()
@@ -307,46 +374,7 @@ def main() -> None:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "gateway.json").write_text(json.dumps(result, indent=2) + "\n")
-    seq, con = sequential, concurrent
-    lines = [
-        "# Gateway benchmark",
-        "",
-        f"Machine: {result['machine']['platform']}, Python {result['machine']['python']}, "
-        f"{result['machine']['cpus']} CPUs (shared with other work during the run).",
-        "Versions: " + ", ".join(f"{k} {v}" for k, v in result["versions"].items()) + ".",
-        "",
-        "DP statistics (distinct DP counts through the SDK over loopback; each one is a ledger append):",
-        "",
-        "| run | requests | req/s | p50 ms | p99 ms |",
-        "|---|---|---|---|---|",
-        f"| sequential | {seq['requests']} | {seq['requests_per_second']} | {seq['latency_ms']['p50']} | "
-        f"{seq['latency_ms']['p99']} |",
-        f"| 8 concurrent clients | {con['requests']} | {con['requests_per_second']} | "
-        f"{con['latency_ms']['p50']} | {con['latency_ms']['p99']} |",
-        "",
-        f"Cached repeats (identical query, no spend): {result['cached_repeat_requests_per_second']} req/s.",
-        f"Calibration: GET /healthz (no auth, no storage) p50 {health['p50']} ms, p99 {health['p99']} ms: "
-        "the HTTP stack and the machine's load alone.",
-        "",
-        f"Service layer in-process (no HTTP), 8 threads, {in_process['requests']} distinct DP counts: "
-        f"{in_process['requests_per_second']} req/s, p50 {in_process['latency_ms']['p50']} ms, "
-        f"p99 {in_process['latency_ms']['p99']} ms (each one a ledger append: BEGIN IMMEDIATE, fsync, signed "
-        "checkpoint; concurrent appends are group-committed by the ledger).",
-        "",
-    ]
-    if synthesis is not None:
-        lines += [
-            f"Synthesis ({synthesis['rows']} rows, tabular, epsilon 1): engine directly "
-            f"{synthesis['engine_direct_seconds_median']} s, through the gateway "
-            f"{synthesis['via_gateway_seconds_median']} s: overhead {synthesis['overhead_percent']}% "
-            f"(medians of 3). {synthesis['note']}.",
-            "",
-        ]
-    lines.append(
-        "Goals: >= 300 req/s, p99 < 50 ms, synthesis overhead < 5%. Reproduce: "
-        "`.venv/bin/python benchmarks/gateway.py`."
-    )
-    (RESULTS / "gateway.md").write_text("\n".join(lines) + "\n")
+    render(result)
     print(json.dumps(result, indent=2))
 
 
