@@ -105,6 +105,7 @@ class GatewaySettings(BaseSettings):
     rate_limit_per_second: float = Field(default=200.0, gt=0, description="Requests/s per token (sustained).")
     rate_limit_burst: int = Field(default=400, ge=1, description="Requests per token in a burst.")
     run_audits: bool = Field(default=True, description="Run the audit suite after each release.")
+    idempotency_ttl_hours: float = Field(default=24.0, gt=0, description="How long retries are recognised.")
     model_path: Path | None = Field(default=None, description="GGUF model; default: the bundled model.")
     noise_seed: int | None = Field(default=None, description="Refused: DP noise is never seeded.")
     ledger_origin: str = Field(default="safesynth.local/ledger", min_length=1, max_length=200)

@@ -82,6 +82,7 @@ class Gateway:
         self.admission = Admission(self.ledger)
         self.releases = ReleaseStore(settings.releases_dir, self.db)
         self.idempotency = IdempotencyStore(self.db)
+        self.idempotency.expire(settings.idempotency_ttl_hours)
         self.jobs = JobManager(
             self.db,
             workers=settings.job_workers,

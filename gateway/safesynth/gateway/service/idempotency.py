@@ -43,6 +43,12 @@ class IdempotencyStore:
         with self._guard:
             return self._locks.setdefault((principal, key), threading.Lock())
 
+    def expire(self, older_than_hours: float) -> int:
+        """Forget keys older than ``older_than_hours``; return how many."""
+        cutoff = datetime.now(UTC).timestamp() - older_than_hours * 3600.0
+        stamp = datetime.fromtimestamp(cutoff, UTC).isoformat()
+        return self._db.execute("DELETE FROM idempotency WHERE created_at < ?", (stamp,))
+
     def run(
         self, principal: str, key: str | None, fingerprint: str, action: Callable[[], dict[str, Any]]
     ) -> tuple[dict[str, Any], bool]:

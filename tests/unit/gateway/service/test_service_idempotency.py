@@ -71,3 +71,14 @@ def test_rate_limiter_bucket() -> None:
         limiter.hit("t")
     assert err.value.extra["retry_after"] > 0
     limiter.hit("other")  # buckets are per key
+
+
+def test_old_keys_expire(tmp_path: Path) -> None:
+    db = StateDB(tmp_path / "s.sqlite")
+    store = IdempotencyStore(db)
+    store.run("p", "old", "h", lambda: {"n": 1})
+    db.execute("UPDATE idempotency SET created_at = '2000-01-01T00:00:00+00:00' WHERE key = 'old'")
+    store.run("p", "new", "h", lambda: {"n": 2})
+    assert store.expire(24.0) == 1
+    assert store.run("p", "old", "h", lambda: {"n": 3}) == ({"n": 3}, False)  # forgotten: runs again
+    assert store.run("p", "new", "h", lambda: {"n": 4}) == ({"n": 2}, True)
