@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "api"))
 
@@ -264,3 +266,36 @@ def test_histogram_without_public_categories_uses_dp_selection(tmp_path: Path) -
         assert result.delta > 0 and result.epsilon <= 4.0 + 1e-9
     finally:
         home.gateway.close()
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(epsilons=st.lists(st.sampled_from([0.05, 0.2, 0.5, 1.0, 2.0]), min_size=1, max_size=8))
+def test_admission_matches_the_filter_and_never_overspends(home: Home, epsilons: list[float]) -> None:
+    """Any sequence of requests: exactly the filter's admissions are spent, the total stays in budget."""
+    from safesynth.gateway.dp.events import event_from_json
+    from safesynth.gateway.dp.filter import PrivacyFilter
+    from safesynth.gateway.service.queries import plan_query
+
+    analyst = home.principal("analyst")
+    record = home.gateway.datasets.get("d1")
+    flt = PrivacyFilter(record.epsilon_total, record.delta_total)
+    state = flt.empty_state()
+    for entry in home.gateway.ledger.entries(kinds=["spend/v1"]):  # earlier examples' spends
+        if entry.payload["dataset"] == "d1":
+            state = flt.decide(state, [event_from_json(e) for e in entry.payload["events"]]).new_state
+    for i, epsilon in enumerate(epsilons):
+        # a filter value never used before: no cached answer
+        body = _count(
+            epsilon, filters=[{"column": "income", "op": "ge", "value": float(home.gateway.ledger.size + i)}]
+        )
+        expected = flt.decide(state, plan_query(SCHEMA, body).events)
+        try:
+            home.gateway.query(analyst, "d1", body)
+            admitted = True
+        except BudgetExhausted:
+            admitted = False
+        assert admitted == expected.admitted
+        if admitted:
+            state = expected.new_state
+        budget = home.gateway.budget(analyst, "d1")
+        assert budget.epsilon_spent <= record.epsilon_total + 1e-9
