@@ -83,11 +83,17 @@ def runtime(df: pd.DataFrame, schema: DatasetSchema) -> dict[str, object]:
             accountant_epsilon=1.0,
             delta=1e-6,
         )
-        secs = time.perf_counter() - t0
+        secs, cpu = time.perf_counter() - t0, time.process_time() - c0
         rows.append(
-            {"release_rows": n, "seconds": round(secs, 2), "verdict": str(rep.verdict), "load": loadavg()}
+            {
+                "release_rows": n,
+                "seconds": round(secs, 2),
+                "cpu_seconds": round(cpu, 2),
+                "verdict": str(rep.verdict),
+                "load": loadavg(),
+            }
         )
-        print(f"runtime n={n}: {secs:.1f}s {rep.verdict}", flush=True)
+        print(f"runtime n={n}: {secs:.1f}s wall, {cpu:.1f}s cpu, {rep.verdict}", flush=True)
     t0, c0 = time.perf_counter(), time.process_time()
     quality_report(train, holdout, pool_of_release, schema, target="income")
     q_secs, q_cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -168,6 +174,9 @@ def detection(
                     "seconds": time.perf_counter() - t0,
                 }
             )
+            if raw is not None:
+                with raw.open("a") as fh:
+                    fh.write(json.dumps(runs[name][-1]) + "\n")
             print(
                 f"seed {seed} {name}: {rep.verdict} {rep.rule} p={rep.combined_p:.2g} "
                 f"eps_lb={rep.epsilon_bound.value:.2f} ({time.perf_counter() - t0:.1f}s)",
@@ -253,7 +262,17 @@ def write(out: dict[str, object]) -> None:
                 f"{r['max_eps_lower_bound']:.2f} | "
                 f"{r['median_p']:.2g} | {r['mean_power']:.2f} |"
             )
-        lines.append("")
+        lines += [
+            "",
+            "FAIL = verdict FAIL (rule `dp-claim-refuted`: empirical epsilon lower bound > 1, or "
+            "`membership-signal`: combined p-value <= 0.01). Positive controls must be flagged in >= 95% "
+            "of seeds (the 1% case is reported), negatives falsely flagged in <= 5%. 'eps LB' is the "
+            "empirical epsilon lower bound (95% confidence); 'power' is the audit's own detection rate of "
+            "5% verbatim copying added to that release.",
+            "",
+            "Rules fired per control: " + "; ".join(f"{name}: {r['rules']}" for name, r in det.items()),
+            "",
+        ]
     lines.append(f"Load average at the end: {loadavg()}.")
     OUT_MD.write_text("\n".join(lines) + "\n")
 
