@@ -92,3 +92,34 @@ def test_calibrate_then_cost_round_trips_conservatively(eps: float, log_delta: f
     spent = compose([GaussianEvent(sigma, count=count)], delta=delta, methods=("gdp", "rdp")).epsilon
     assert spent <= eps  # never more than asked
     assert spent >= eps * (1 - 1e-6)  # and not wastefully less
+
+
+def test_gdp_mu_of_pure_is_never_below_the_exact_value_and_finite_for_large_epsilon() -> None:
+    """Reference: mpmath at 60 digits. Float rounding may only raise mu (never under-report)."""
+    import mpmath
+
+    from safesynth.gateway.dp.calibration import gdp_mu_of_pure
+
+    mpmath.mp.dps = 60
+    previous = 0.0
+    for eps in (1e-9, 1e-6, 1e-3, 0.1, 0.5, 0.999, 1.0, 2.0, 10.0, 20.0, 36.0, 37.5, 40.0, 100.0):
+        q = 1 / (1 + mpmath.exp(mpmath.mpf(eps)))
+        exact = -2 * mpmath.sqrt(2) * mpmath.erfinv(2 * q - 1)
+        got = gdp_mu_of_pure(eps)
+        assert math.isfinite(got), eps
+        assert got >= exact, (eps, got, exact)
+        assert got <= exact * (1 + 1e-9) + 1e-14, (eps, got, exact)  # 4 ulps of p near 1/2
+        assert got > previous
+        previous = got
+    assert gdp_mu_of_pure(800.0) == math.inf
+
+
+def test_filter_decides_a_very_large_pure_event_without_error() -> None:
+    from safesynth.gateway.dp.events import PureDpEvent
+    from safesynth.gateway.dp.filter import PrivacyFilter
+
+    flt = PrivacyFilter(100.0, 1e-6)
+    decision = flt.decide(flt.empty_state(), [PureDpEvent(epsilon=50.0)])
+    assert decision.admitted
+    refused = flt.decide(decision.new_state, [PureDpEvent(epsilon=60.0)])
+    assert not refused.admitted

@@ -167,9 +167,26 @@ def gaussian_sigma_for_rho(rho: float, sensitivity: float = 1.0) -> float:
 def gdp_mu_of_pure(epsilon: float) -> float:
     """mu with epsilon-DP => mu-GDP: mu = 2 Phi^-1(e^eps / (1 + e^eps)) (Dong, Roth & Su 2019): the
     convex curve G_mu lies below the two-piece linear trade-off curve of eps-DP iff it does at the
-    kink alpha = 1/(1 + e^eps). Rounded up."""
+    kink alpha = 1/(1 + e^eps). Rounded up.
+
+    Evaluated so that float rounding can only raise mu: for epsilon < 1 through p = expit(epsilon)
+    nudged up by 4 ulps; otherwise through the tail q = 1 - p = expit(-epsilon) (exact to a few ulps
+    where p itself would round to 1) nudged down by 4 ulps, mu = -2 Phi^-1(q). Returns ``inf`` when
+    q underflows (epsilon above about 700): such an event is not GDP-accountable.
+    """
     from scipy.special import ndtri
 
-    p = 1.0 / (1.0 + math.exp(-epsilon))
-    mu = 2.0 * float(ndtri(p))
+    if epsilon < 1.0:
+        p = 1.0 / (1.0 + math.exp(-epsilon))
+        for _ in range(4):
+            p = math.nextafter(p, 1.0)
+        mu = 2.0 * float(ndtri(p))
+    else:
+        big = math.exp(epsilon) if epsilon < 709.0 else math.inf
+        q = 1.0 / (1.0 + big)
+        for _ in range(4):
+            q = math.nextafter(q, 0.0)
+        if q <= 0.0:
+            return math.inf
+        mu = -2.0 * float(ndtri(q))
     return math.nextafter(mu * (1.0 + 1e-12), math.inf)

@@ -73,7 +73,10 @@ def _gdp_of(event: DpEvent) -> float | None:
     eps = _rdp.pure_epsilon(event)
     if not math.isfinite(eps):
         return None
-    return int(getattr(event, "count", 1)) * gdp_mu_of_pure(eps) ** 2 * (1.0 + 1e-12)
+    mu = gdp_mu_of_pure(eps)
+    if not math.isfinite(mu):
+        return None
+    return int(getattr(event, "count", 1)) * mu**2 * (1.0 + 1e-12)
 
 
 def _pure_of(event: DpEvent) -> Fraction | None:
