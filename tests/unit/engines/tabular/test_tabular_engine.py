@@ -38,7 +38,6 @@ def _ctx(seed: int) -> EngineContext:
     return EngineContext(rng=RandomSource.seeded(seed))
 
 
-@pytest.mark.slow
 # ------------------------------------------------------------------------------------------ plan
 def test_plan_takes_no_data_and_fits_the_budget() -> None:
     assert list(inspect.signature(TabularEngine.plan).parameters) == ["self", "schema", "request"]
@@ -140,7 +139,6 @@ def test_charged_events_equal_the_mechanisms_run(
     assert len(seen) == len(plan.transcript) == out.report["steps_run"]
 
 
-@pytest.mark.slow
 def test_refusals_spend_nothing(monkeypatch: pytest.MonkeyPatch, table: pd.DataFrame) -> None:
     seen = _instrument(monkeypatch)
     plan = ENGINE.plan(small_schema(), _request(1.0))
@@ -158,7 +156,6 @@ def test_refusals_spend_nothing(monkeypatch: pytest.MonkeyPatch, table: pd.DataF
     assert seen == []
 
 
-@pytest.mark.slow
 # ------------------------------------------------------------------------------------ DP hygiene
 def test_a_value_in_one_row_never_appears_unless_selected() -> None:
     # A category and a numeric outlier held by one row. With delta_ps ~ 1e-7 per column the chance
@@ -176,7 +173,6 @@ def test_a_value_in_one_row_never_appears_unless_selected() -> None:
         assert not set(out["id"]) & set(table["id"].astype(str))
 
 
-@pytest.mark.slow
 def test_public_categories_map_unlisted_values_to_other() -> None:
     table = small_table(300)
     table.loc[:40, "city"] = "marseille"  # frequent, but not in the public list
@@ -186,7 +182,6 @@ def test_public_categories_map_unlisted_values_to_other() -> None:
     assert set(out["city"].dropna()) <= {"paris", "lyon", "nice", "__other__"}
 
 
-@pytest.mark.slow
 def test_synthesis_keeps_a_strong_dependence_at_large_epsilon(table: pd.DataFrame) -> None:
     schema = small_schema(public=True)
     out = ENGINE.run(ENGINE.plan(schema, _request(20.0, rows=2000)), schema, table, _ctx(4))
@@ -201,14 +196,12 @@ def test_synthesis_keeps_a_strong_dependence_at_large_epsilon(table: pd.DataFram
     assert syn["score"].dropna().between(0, 100).all()
 
 
-@pytest.mark.slow
 def test_dp_row_count_is_close_to_the_size(table: pd.DataFrame) -> None:
     schema = small_schema(public=True)
     out = ENGINE.run(ENGINE.plan(schema, _request(8.0)), schema, table, _ctx(5))
     assert abs(len(out.table) - len(table)) < 60  # sigma of the count is ~11 at this budget
 
 
-@pytest.mark.slow
 # ------------------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("case", ["empty", "one_row", "all_null", "inf_nan", "many_distinct"])
 def test_odd_tables_give_a_documented_result(case: str) -> None:
