@@ -24,6 +24,7 @@ __all__ = [
     "PayloadTooLarge",
     "QueueFull",
     "RateLimited",
+    "ReleaseWithheld",
     "ServiceError",
     "UnsupportedMediaType",
 ]
@@ -64,6 +65,14 @@ class Forbidden(ServiceError):
     code = "forbidden"
     status = 403
     title = "Forbidden"
+
+
+class ReleaseWithheld(ServiceError):
+    """The release's audit failed the gate: it is withheld (its spend stays spent; see the ledger)."""
+
+    code = "release_withheld"
+    status = 403
+    title = "Release withheld by the audit gate"
 
 
 class NotFound(ServiceError):

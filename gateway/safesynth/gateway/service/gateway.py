@@ -29,6 +29,7 @@ from safesynth.gateway.service.errors import (
     NotFound,
     NotInitialized,
     PayloadTooLarge,
+    ReleaseWithheld,
 )
 from safesynth.gateway.service.idempotency import IdempotencyStore, request_hash
 from safesynth.gateway.service.jobs import JobHandle, JobManager, JobRecord
@@ -496,7 +497,7 @@ class Gateway:
         An audit that fails is recorded as such (verdict ``error``); the release stays (its spend was
         charged when the job was admitted).
         """
-        from safesynth.gateway.audit import quality_report, run_audit
+        from safesynth.gateway.audit import GatePolicy, gate, quality_report, run_audit
 
         design = self.datasets.design(record.id)
         if design is None:
@@ -515,10 +516,13 @@ class Gateway:
             audit_json: dict[str, Any] = _json_ready(report.to_json())
             ledger_json: dict[str, Any] = report.to_ledger_json()
             verdict = str(report.verdict)
+            decision = gate(report, GatePolicy())
+            withheld = None if decision.release else f"{decision.rule}: {decision.reason}"
         except Exception as exc:
             audit_json = {"error": str(getattr(exc, "code", type(exc).__name__)), "message": str(exc)[:500]}
             ledger_json = dict(audit_json)
             verdict = "error"
+            withheld = None
         entry = self.ledger.append(
             AUDIT,
             {
@@ -529,6 +533,20 @@ class Gateway:
             },
             actor="gateway",
         )
+        if withheld is not None:
+            # The gate's refusal is in the ledger; the spend stays spent (invariant 2).
+            self.ledger.append(
+                REFUSAL,
+                {
+                    "dataset": record.id,
+                    "release": release.id,
+                    "reason": "audit_gate",
+                    "detail": withheld[:500],
+                    "spend_seq": release.spend_seq,
+                },
+                actor="gateway",
+            )
+            self.releases.update(release.id, withheld_reason=withheld)
         quality_json: dict[str, Any]
         try:
             quality_json = _json_ready(quality_report(train, holdout, synthetic, record.schema).to_json())
@@ -639,7 +657,9 @@ class Gateway:
     def release_data(self, principal: Principal, release_id: str, fmt: str) -> bytes:
         """The synthetic table (admin, granted analyst)."""
         principal.require(A, N)
-        self._visible_release(principal, release_id)
+        record = self._visible_release(principal, release_id)
+        if record.withheld_reason is not None:
+            raise ReleaseWithheld(f"release {release_id!r} is withheld: {record.withheld_reason}")
         return self.releases.render(release_id, fmt)
 
     def release_audit(self, principal: Principal, release_id: str) -> wire.AuditSummary:

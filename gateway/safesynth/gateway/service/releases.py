@@ -53,6 +53,8 @@ class ReleaseRecord:
     audit_seq: int | None = None
     quality: Mapping[str, Any] | None = None
     report: Mapping[str, Any] = field(default_factory=dict)
+    #: Set when the audit gate withholds the release: its data is never served.
+    withheld_reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The stored form."""
