@@ -39,7 +39,7 @@ from safesynth.gateway.audit import controls as ctl
 from safesynth.sdk.schema import ColumnKind, ColumnSpec, DatasetSchema
 
 ROOT = Path(__file__).resolve().parent
-DATA = Path("/work/shared/data/adult.csv")
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "adult.csv"
 NUMERIC = ("age", "fnlwgt", "education_num", "capital_gain", "capital_loss", "hours_per_week")
 OUT_JSON = ROOT / "results" / "audit.json"
 OUT_MD = ROOT / "results" / "audit.md"

@@ -12,7 +12,8 @@ import pandas as pd
 from safesynth.gateway.audit import AuditDesign, make_design, split
 from safesynth.sdk.schema import ColumnKind, ColumnSpec, DatasetSchema
 
-DATA = Path("/work/shared/data")
+#: The public data sets copied into the repository (provenance: tests/data/SOURCES.md).
+DATA = Path(__file__).resolve().parents[2] / "data"
 ADULT_NUMERIC = ("age", "fnlwgt", "education_num", "capital_gain", "capital_loss", "hours_per_week")
 
 
