@@ -123,3 +123,28 @@ def test_filter_decides_a_very_large_pure_event_without_error() -> None:
     assert decision.admitted
     refused = flt.decide(decision.new_state, [PureDpEvent(epsilon=60.0)])
     assert not refused.admitted
+
+
+def test_bounded_range_rdp_does_not_collapse_for_huge_epsilon() -> None:
+    """Regression: the product A*B overflowed for epsilon(alpha + 1) > 709, q became 0 and the
+    bounded-range RDP bound 0 (an under-report). The bound must stay near epsilon there."""
+    import numpy as np
+
+    from safesynth.gateway.dp.rdp import br_rdp, pure_dp_rdp
+
+    orders = np.array([1.25, 1.5, 2.0, 3.0, 4.0])
+    for eps in (150.0, 300.0, 500.0):
+        curve = br_rdp(eps, orders)
+        assert np.all(np.isfinite(curve))
+        assert np.all(curve >= 0.9 * eps), (eps, curve)
+        assert np.all(curve <= pure_dp_rdp(eps, orders))
+
+
+def test_filter_refuses_a_huge_exponential_event() -> None:
+    from safesynth.gateway.dp.events import ExponentialEvent
+    from safesynth.gateway.dp.filter import PrivacyFilter
+
+    # With the overflow, a budget of 20 admitted an epsilon-250 selection at order 2 for free.
+    flt = PrivacyFilter(20.0, 1e-6)
+    for eps in (50.0, 150.0, 250.0, 300.0):
+        assert not flt.decide(flt.empty_state(), [ExponentialEvent(epsilon=eps)]).admitted, eps

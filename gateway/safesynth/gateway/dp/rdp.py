@@ -106,7 +106,9 @@ def br_rdp(epsilon: float, orders: FloatArray = ORDERS) -> FloatArray:
         ao = a[ok]
         big_a = np.expm1(ao * e)
         big_b = math.expm1(e)
-        q = (big_a - ao * big_b) / (big_a * big_b * (ao - 1.0))
+        # q = (A - aB) / (AB(a - 1)), written without the product AB, which overflows for large
+        # epsilon (q would collapse to 0 and the bound to 0: an under-report).
+        q = 1.0 / ((ao - 1.0) * big_b) - ao / ((ao - 1.0) * big_a)
         q = np.clip(q, 0.0, 1.0)
         f = (np.log1p(q * big_a) - ao * np.log1p(q * big_b)) / (ao - 1.0)
         out[ok] = np.minimum(out[ok], _slack(np.maximum(f, 0.0)))

@@ -23,7 +23,7 @@ from safesynth.gateway.engines.tabular.text import (
 )
 from safesynth.sdk.schema import ColumnKind, ColumnSpec, DatasetSchema
 
-DATA = Path(__file__).resolve().parents[4].parent / "shared" / "data" / "drug_reviews_sample.csv"
+DATA = Path(__file__).resolve().parents[3] / "data" / "drug_reviews_sample.csv"
 
 
 @dataclass
