@@ -498,7 +498,7 @@ def main() -> None:
         merge(sys.argv[3:], sys.argv[2])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
+    parser.add_argument("--data-dir", default=str(ROOT / "tests" / "data"))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--datasets", default="sms_spam,sentiment")
     parser.add_argument("--rows", type=int, default=500)
