@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
-from safesynth.gateway.api.app import create_app
+from safesynth.gateway.api.background import serve_in_background
 from safesynth.gateway.service.gateway import Gateway
 from safesynth.gateway.service.home import init_home
 from safesynth.gateway.settings import GatewaySettings, load_settings
@@ -35,31 +30,9 @@ def init(settings: GatewaySettings) -> str:
     return init_home(settings).admin_token
 
 
-@contextmanager
-def running(settings: GatewaySettings, *, gateway: Gateway | None = None) -> Iterator[str]:
-    """Serve ``settings`` with uvicorn in a thread; yield the base URL; stop cleanly.
+def running(settings: GatewaySettings, *, gateway: Gateway | None = None) -> AbstractContextManager[str]:
+    """Serve ``settings`` on a loopback port in a thread (the library's own helper); yield the base URL.
 
     ``gateway``: an already open service to serve (it stays open afterwards).
     """
-    config = uvicorn.Config(
-        create_app(settings, gateway=gateway),
-        host="127.0.0.1",
-        port=0,
-        log_level="warning",
-        lifespan="on",
-        timeout_graceful_shutdown=5,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    return serve_in_background(settings, gateway=gateway, startup_timeout=30, graceful_shutdown=5)
