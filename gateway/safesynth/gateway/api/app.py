@@ -14,6 +14,7 @@ from importlib.metadata import version
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from safesynth.gateway.api.audit_routes import audit_router
 from safesynth.gateway.api.limits import BodyLimitMiddleware, RateLimiter
 from safesynth.gateway.api.problems import install_problem_handlers
 from safesynth.gateway.api.routes import router
@@ -50,6 +51,7 @@ def create_app(settings: GatewaySettings, *, gateway: Gateway | None = None) -> 
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     install_problem_handlers(app)
     app.include_router(router)
+    app.include_router(audit_router)
     _document_registration_body(app)
     app.add_middleware(
         BodyLimitMiddleware,
