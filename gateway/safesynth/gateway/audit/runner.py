@@ -49,12 +49,14 @@ from safesynth.gateway.audit.stats import (
 )
 from safesynth.sdk.schema import DatasetSchema
 
-__all__ = ["AuditOptions", "run_audit"]
+__all__ = ["GRID_TESTS_PER_ATTACK", "AuditOptions", "epsilon_lower_bound", "run_audit"]
 
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
 _Z95 = 1.959963984540054
 _GRID = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
+#: Tests per attack in the epsilon lower bound (grid of guess fractions x 3 bounds; Bonferroni).
+GRID_TESTS_PER_ATTACK = len(_GRID) * 3
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,7 @@ def _stat_columns(scores: dict[str, F64], isolated: B, labels: B) -> list[StatCo
     return cols
 
 
-def _epsilon_bound(
+def epsilon_lower_bound(
     scores: dict[str, F64],
     labels: B,
     *,
@@ -139,10 +141,14 @@ def _epsilon_bound(
     confidence: float,
     rng: np.random.Generator,
 ) -> tuple[EpsilonBound, str | None]:
+    """The best epsilon lower bound over attacks and guess counts (Bonferroni over all of them).
+
+    Guesses rank records by score (ties broken by ``rng``); returns the bound and a note (or None).
+    """
     m = labels.size
     n1, n0 = int(labels.sum()), int((~labels).sum())
     beta = 1.0 - confidence
-    tests = max(1, len(scores) * len(_GRID) * 3)
+    tests = max(1, len(scores) * GRID_TESTS_PER_ATTACK)
     beta_each = (beta - 2.0 * m * delta) / tests
     best, method, best_attack = 0.0, "none", ""
     note = None
@@ -409,7 +415,7 @@ def _run(
     fisher_ps = [e.fisher_p for e in exact]
     k_tests = 1 + len(fisher_ps)
     p_comb = min(1.0, k_tests * min([p_perm, *fisher_ps]))
-    bound, note = _epsilon_bound(
+    bound, note = epsilon_lower_bound(
         scores,
         labels,
         accountant_epsilon=accountant_epsilon,
