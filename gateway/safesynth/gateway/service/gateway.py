@@ -43,8 +43,10 @@ from safesynth.sdk import models as wire
 from safesynth.sdk.schema import ColumnKind
 
 if TYPE_CHECKING:
+    from safesynth.gateway.dp.rng import RandomSource
     from safesynth.gateway.engines.base import Plan
     from safesynth.gateway.llm import Runner
+    from safesynth.gateway.service.query_table import QueryTable
 
 __all__ = ["Gateway"]
 
@@ -96,6 +98,8 @@ class Gateway:
         self._runner_lock = threading.Lock()
         self._query_guard = threading.Lock()
         self._query_locks: dict[str, threading.Lock] = {}
+        self._query_tables: dict[str, QueryTable] = {}
+        self._rngs = threading.local()
 
     def close(self, *, grace_seconds: float = 5.0) -> None:
         """Finish or fail running jobs, then close the stores."""
@@ -698,6 +702,28 @@ class Gateway:
         }
         return self._plan_response(record, f"query:{body.kind}", None, plan_json, plan.events)
 
+    def _query_table(self, dataset: str) -> QueryTable:
+        """The dataset's contribution-bounded rows for DP statistics (built once, then cached)."""
+        from safesynth.gateway.service.query_table import QueryTable
+
+        with self._query_guard:
+            table = self._query_tables.get(dataset)
+        if table is None:
+            record = self.datasets.get(dataset)
+            table = QueryTable(self.datasets.load(dataset, "train"), record.schema)
+            with self._query_guard:
+                table = self._query_tables.setdefault(dataset, table)
+        return table
+
+    def _rng(self) -> RandomSource:
+        """This thread's secure random source (one per thread: the source is not thread-safe)."""
+        rng: RandomSource | None = getattr(self._rngs, "rng", None)
+        if rng is None:
+            from safesynth.gateway.dp.rng import RandomSource
+
+            rng = self._rngs.rng = RandomSource.secure()
+        return rng
+
     def query(
         self,
         principal: Principal,
@@ -707,7 +733,23 @@ class Gateway:
         idempotency_key: str | None = None,
     ) -> wire.QueryResult:
         """Answer a DP statistic; an identical earlier query's answer is returned at no cost."""
-        from safesynth.gateway.dp.rng import RandomSource
+        return wire.QueryResult.model_validate(
+            self.query_json(principal, dataset, body, idempotency_key=idempotency_key)
+        )
+
+    def query_json(
+        self,
+        principal: Principal,
+        dataset: str,
+        body: wire.QueryRequest,
+        *,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """:meth:`query`'s answer as the JSON form of a ``QueryResult`` (what the HTTP layer sends).
+
+        Everything that can refuse the request (authorization, planning, the data's availability)
+        runs before the budget is charged: a refused request spends nothing.
+        """
         from safesynth.gateway.service.queries import plan_query, run_query
 
         principal.require(A, N)
@@ -718,7 +760,9 @@ class Gateway:
             raise InvalidRequest(f"delta={delta} is above the dataset's delta_total={record.delta_total}")
         semantic = body.model_dump(mode="json", exclude={"purpose"})
         key = hashlib.sha256(json.dumps(semantic, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-        fingerprint = request_hash("query", dataset, body.model_dump(mode="json"))
+        fingerprint = (
+            "" if idempotency_key is None else request_hash("query", dataset, body.model_dump(mode="json"))
+        )
 
         def action() -> dict[str, Any]:
             with self._query_lock(f"{dataset}:{key}"):
@@ -729,6 +773,7 @@ class Gateway:
                     cached: dict[str, Any] = json.loads(row["answer"])
                     cached["cached"] = True
                     return cached
+                table = self._query_table(record.id)  # the data must be readable before anything is spent
                 receipt = self.admission.admit(
                     dataset=record.id,
                     epsilon_total=record.epsilon_total,
@@ -746,9 +791,7 @@ class Gateway:
                         "query_key": key,
                     },
                 )
-                answer = run_query(
-                    plan, record.schema, self.datasets.load(record.id, "train"), RandomSource.secure()
-                )
+                answer = run_query(plan, record.schema, table, self._rng())
                 result = wire.QueryResult(
                     dataset=record.id,
                     kind=body.kind,
@@ -778,10 +821,9 @@ class Gateway:
                 return stored
 
         answer_json, replayed = self.idempotency.run(principal.token_id, idempotency_key, fingerprint, action)
-        result = wire.QueryResult.model_validate(answer_json)
-        if replayed and not result.cached:
-            result = result.model_copy(update={"cached": True})
-        return result
+        if replayed and not answer_json.get("cached"):
+            answer_json = {**answer_json, "cached": True}
+        return answer_json
 
     # =============================================================================== ledger
     def require_ledger_reader(self, principal: Principal) -> None:

@@ -7,7 +7,6 @@ pages and offers :func:`ledger_safe` (the ledger refuses floats: they become dec
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -40,12 +39,16 @@ def ledger_safe(value: Any) -> Any:
 
 
 class LockedLedger:
-    """A :class:`~safesynth.ledger.LedgerStore` with paging helpers (the lock guards only the wrapper)."""
+    """A :class:`~safesynth.ledger.LedgerStore` with paging helpers.
+
+    No lock of its own: the store is thread-safe, and a wrapper lock around appends would serialize
+    the threads and defeat the store's group commit (concurrent appends sharing one transaction and
+    one fsync). The name is kept for the modules that import it.
+    """
 
     def __init__(self, store: LedgerStore, signer: Signer) -> None:
         self.store = store
         self.signer = signer
-        self._lock = threading.RLock()
 
     @classmethod
     def open(cls, path: Path, signer: Signer) -> LockedLedger:
@@ -82,32 +85,26 @@ class LockedLedger:
 
     def get(self, seq: int) -> Any:
         """Entry ``seq``."""
-        with self._lock:
-            return self.store.get(seq)
+        return self.store.get(seq)
 
     def latest_checkpoint(self) -> Any:
         """The latest signed checkpoint."""
-        with self._lock:
-            return self.store.latest_checkpoint()
+        return self.store.latest_checkpoint()
 
     def inclusion_proof(self, seq: int, tree_size: int | None = None) -> Any:
         """RFC 6962 inclusion proof of ``seq``."""
-        with self._lock:
-            return self.store.inclusion_proof(seq, tree_size=tree_size)
+        return self.store.inclusion_proof(seq, tree_size=tree_size)
 
     def consistency_proof(self, old: int, new: int) -> Any:
         """RFC 6962 consistency proof."""
-        with self._lock:
-            return self.store.consistency_proof(old, new)
+        return self.store.consistency_proof(old, new)
 
     def export(self, out_dir: Path) -> Any:
         """Write the export bundle into ``out_dir``."""
-        with self._lock:
-            return self.store.export(out_dir)
+        return self.store.export(out_dir)
 
     def close(self) -> None:
         """Close the store if it can be closed."""
-        with self._lock:
-            close = getattr(self.store, "close", None)
-            if callable(close):
-                close()
+        close = getattr(self.store, "close", None)
+        if callable(close):
+            close()

@@ -2,9 +2,10 @@
 
 Planning reads only the public schema and the request: it fixes every mechanism, its sensitivity and
 its noise, and returns the privacy events that the admission charges before any private value is
-read. Running applies the filters, bounds each person's contribution (privacy unit ``person``: at most
-``max_rows_per_person`` rows, so sensitivities are multiplied by that bound), clamps values to the
-public bounds, and calls the DP core's mechanisms with the secure random source.
+read. Running bounds each person's contribution (privacy unit ``person``: at most
+``max_rows_per_person`` rows, so sensitivities are multiplied by that bound; done once per dataset in
+its cached :class:`~safesynth.gateway.service.query_table.QueryTable`), applies the filters (a missing
+value matches no filter), clamps values to the bounds, and calls the DP core's mechanisms.
 
 Sensitivities (add/remove-one-unit neighbours, k = rows per unit):
 count: k; sum over [L, U]: k * max(|L|, |U|); mean: a noisy sum and a noisy count (half the epsilon
@@ -20,9 +21,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from safesynth.gateway.dp.events import (
     DiscreteLaplaceEvent,
@@ -32,7 +32,8 @@ from safesynth.gateway.dp.events import (
     PartitionSelectionEvent,
 )
 from safesynth.gateway.service.errors import InvalidRequest
-from safesynth.sdk.models import Filter, QueryRequest
+from safesynth.gateway.service.query_table import QueryTable, bound_contributions
+from safesynth.sdk.models import QueryRequest
 from safesynth.sdk.schema import ColumnKind, DatasetSchema
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 
     from safesynth.gateway.dp.rng import RandomSource
 
-__all__ = ["QueryAnswer", "QueryPlan", "apply_filters", "bound_contributions", "plan_query", "run_query"]
+__all__ = ["QueryAnswer", "QueryPlan", "QueryTable", "bound_contributions", "plan_query", "run_query"]
 
 QUANTILE_GRID = 1024
 DEFAULT_HISTOGRAM_BINS = 10
@@ -210,41 +211,6 @@ def plan_query(schema: DatasetSchema, request: QueryRequest) -> QueryPlan:
 
 
 # -------------------------------------------------------------------------------------------- running
-def _mask(frame: pd.DataFrame, flt: Filter) -> Any:
-    column = frame[flt.column]
-    value = flt.value
-    if flt.op == "eq":
-        return column == value
-    if flt.op == "ne":
-        return column != value
-    if flt.op == "lt":
-        return column < value
-    if flt.op == "le":
-        return column <= value
-    if flt.op == "gt":
-        return column > value
-    if flt.op == "ge":
-        return column >= value
-    values = list(value) if isinstance(value, tuple) else [value]
-    inside = column.isin(values)
-    return inside if flt.op == "in" else ~inside
-
-
-def apply_filters(frame: pd.DataFrame, filters: Sequence[Filter]) -> pd.DataFrame:
-    """The rows where every filter holds (missing values never match a comparison)."""
-    for flt in filters:
-        frame = frame[_mask(frame, flt).fillna(False).astype(bool)]
-    return frame
-
-
-def bound_contributions(frame: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:
-    """At most ``max_rows_per_person`` rows per person (the first ones; rows-unit data unchanged)."""
-    unit = schema.privacy_unit
-    if unit.kind != "person" or unit.person_column is None:
-        return frame
-    return frame.groupby(unit.person_column, sort=False, dropna=False).head(unit.max_rows_per_person)
-
-
 def _counts_float(rng: RandomSource, counts: np.ndarray, plan: QueryPlan, epsilon: float) -> np.ndarray:
     import numpy as np
 
@@ -255,22 +221,27 @@ def _counts_float(rng: RandomSource, counts: np.ndarray, plan: QueryPlan, epsilo
     return np.asarray(noisy, dtype=float)
 
 
-def run_query(plan: QueryPlan, schema: DatasetSchema, data: pd.DataFrame, rng: RandomSource) -> QueryAnswer:
-    """Run the planned mechanisms on the private ``data``."""
+def run_query(
+    plan: QueryPlan, schema: DatasetSchema, data: pd.DataFrame | QueryTable, rng: RandomSource
+) -> QueryAnswer:
+    """Run the planned mechanisms on the private ``data`` (a frame, or its cached :class:`QueryTable`)."""
     import numpy as np
 
     from safesynth.gateway.dp.mechanisms import exponential_mechanism, laplace_mechanism
 
+    table = data if isinstance(data, QueryTable) else QueryTable(data, schema)
     request = plan.request
-    frame = apply_filters(bound_contributions(data, schema), request.filters)
+    selected = table.mask(request.filters)
     if request.kind == "count":
-        noisy = _counts_float(rng, np.array([len(frame)]), plan, plan.epsilon_parts[0])
+        noisy = _counts_float(rng, np.array([int(selected.sum())]), plan, plan.epsilon_parts[0])
         return QueryAnswer(value=float(noisy[0]))
     assert request.column is not None
-    column = frame[request.column]
+    if request.kind in ("sum", "mean", "quantiles") or plan.edges:
+        column = table.numeric(request.column)
+        raw = column[selected & ~np.isnan(column)]
     if request.kind in ("sum", "mean"):
         assert plan.lower is not None and plan.upper is not None
-        values = column.dropna().astype(float).clip(plan.lower, plan.upper).to_numpy()
+        values = np.clip(raw, plan.lower, plan.upper)
         total = float(values.sum())
         sum_eps = plan.epsilon_parts[0]
         noisy_sum = float(
@@ -288,7 +259,7 @@ def run_query(plan: QueryPlan, schema: DatasetSchema, data: pd.DataFrame, rng: R
     if request.kind == "histogram":
         bars: tuple[tuple[str, float | None, float | None, float], ...]
         if plan.edges:
-            values = column.dropna().astype(float).clip(plan.edges[0], plan.edges[-1]).to_numpy()
+            values = np.clip(raw, plan.edges[0], plan.edges[-1])
             counts, _ = np.histogram(values, bins=np.asarray(plan.edges))
             noisy = _counts_float(rng, counts, plan, plan.epsilon_parts[0])
             bars = tuple(
@@ -298,15 +269,14 @@ def run_query(plan: QueryPlan, schema: DatasetSchema, data: pd.DataFrame, rng: R
         else:
             labels = plan.labels
             if plan.selection is not None:
-                labels = _select_categories(frame, request.column, schema, plan, rng)
-            tally = column.value_counts()
-            counts = np.array([int(tally.get(label, 0)) for label in labels], dtype=np.int64)
+                labels = _select_categories(table, selected, request.column, plan, rng)
+            counts = table.label_counts(request.column, selected, labels)
             noisy = _counts_float(rng, counts, plan, plan.epsilon_parts[-1])
             bars = tuple((label, None, None, max(0.0, float(noisy[i]))) for i, label in enumerate(labels))
         return QueryAnswer(histogram=bars)
     # quantiles: exponential mechanism over a public grid
     assert plan.lower is not None and plan.upper is not None
-    values = np.sort(column.dropna().astype(float).clip(plan.lower, plan.upper).to_numpy())
+    values = np.sort(np.clip(raw, plan.lower, plan.upper))
     grid = np.linspace(plan.lower, plan.upper, QUANTILE_GRID)
     below = np.searchsorted(values, grid, side="left").astype(float)
     n = float(len(values))
@@ -319,20 +289,23 @@ def run_query(plan: QueryPlan, schema: DatasetSchema, data: pd.DataFrame, rng: R
 
 
 def _select_categories(
-    frame: pd.DataFrame, column: str, schema: DatasetSchema, plan: QueryPlan, rng: RandomSource
+    table: QueryTable, selected: np.ndarray, column: str, plan: QueryPlan, rng: RandomSource
 ) -> tuple[str, ...]:
     """The categories that pass DP partition selection (counts of distinct privacy units per key)."""
     from safesynth.gateway.dp.mechanisms import partition_selection
 
     assert plan.selection is not None
     epsilon, delta = plan.selection
-    unit = schema.privacy_unit
+    unit = table.schema.privacy_unit
+    frame = table.frame[selected]
     values = frame[[column] + ([unit.person_column] if unit.person_column else [])].dropna(subset=[column])
     if unit.kind == "person" and unit.person_column is not None:
         tally = values.groupby(column)[unit.person_column].nunique()
     else:
         tally = values[column].value_counts()
-    counts = {str(key): int(count) for key, count in tally.items()}
+    counts: dict[str, int] = {}
+    for key, count in tally.items():
+        counts[str(key)] = counts.get(str(key), 0) + int(count)
     chosen = partition_selection(
         counts, epsilon=epsilon, delta=delta, max_partitions_contributed=int(plan.sensitivity), rng=rng
     )
