@@ -400,7 +400,7 @@ def _child(job: dict[str, Any], queue: Any) -> None:
         if job["method"] == "mst":
             synth = run_mst(train, schema, job["epsilon"], job["seed"], job["mst_iters"])
         else:
-            model = "independent" if job["method"] == "independent" else "tree"
+            model = {"independent": "independent", "adaptive": "adaptive"}.get(job["method"], "tree")
             synth = run_ours(train, schema, job["epsilon"], job["seed"], model)
         seconds = time.perf_counter() - start
         queue.put(
@@ -612,6 +612,13 @@ def main() -> None:
     parser.add_argument("--no-private-schema", action="store_true")
     parser.add_argument("--text-rows", type=int, default=12)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--seed-start", type=int, default=1, help="first seed (split seeds over locked runs)")
+    parser.add_argument(
+        "--methods",
+        nargs="*",
+        default=["ours", "adaptive", "independent"],
+        help="our methods to run: ours (tree), adaptive, independent (the floor)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.epsilons, args.seeds, args.no_mst, args.no_text, args.no_private_schema = (
@@ -679,9 +686,10 @@ def main() -> None:
         flush()
 
     for eps in args.epsilons:
-        for method in ("ours",) if args.no_floor else ("ours", "independent"):
-            n_seeds = args.seeds if method == "ours" else (args.floor_seeds or args.seeds)
-            for seed in range(1, n_seeds + 1):
+        methods = [m for m in args.methods if not (args.no_floor and m == "independent")]
+        for method in methods:
+            n_seeds = args.seeds if method != "independent" else (args.floor_seeds or args.seeds)
+            for seed in range(args.seed_start, args.seed_start + n_seeds):
                 run_and_record(method, eps, seed)
     if not args.no_private_schema:
         for seed in range(1, args.seeds + 1):
@@ -703,7 +711,7 @@ def main() -> None:
         flush()
     if not args.no_mst:
         for eps in args.mst_epsilons or args.epsilons:
-            for seed in range(1, mst_seeds + 1):
+            for seed in range(args.seed_start, args.seed_start + mst_seeds):
                 run_and_record("mst", eps, seed)
     flush()
     print((args.out / "tabular.md").read_text())

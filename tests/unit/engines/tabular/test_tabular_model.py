@@ -96,6 +96,14 @@ def test_categorical_domain_maps_unknown_values_to_other_and_keeps_nulls() -> No
     assert dom.decode(codes).tolist() == ["a", OTHER, None, "b", None]
 
 
+def test_closed_categorical_domain_has_no_other_code() -> None:
+    dom = CategoricalDomain(name="c", categories=("a", "b"), closed=True)
+    assert dom.size == 3 and dom.null_code == 2
+    codes = dom.encode(pd.Series(["a", "z", None, "b"], dtype=object))
+    assert codes.tolist() == [0, 2, 2, 1]
+    assert OTHER not in dom.decode(np.arange(dom.size)).tolist()
+
+
 def test_numeric_domain_round_trip_stays_in_bins() -> None:
     grid = fine_grid(0, 100, integer=True, cells=256)
     weights = np.ones(grid.size)

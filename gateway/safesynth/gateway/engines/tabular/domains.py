@@ -1,8 +1,9 @@
 """Column domains: how a column's values become integer codes for the marginals, and back.
 
 Every domain is public or a DP release: categorical domains are the schema's categories or the
-DP-selected ones, plus ``OTHER`` (every other value) and the null cell; numeric domains are DP
-quantile bins over a public or DP fine grid, plus the null cell. Nulls are a value everywhere.
+DP-selected ones, plus ``OTHER`` (every other value; not for a complete public list) and the null
+cell; numeric domains are DP quantile bins over a public or DP fine grid, plus the null cell.
+Nulls are a value everywhere.
 
 ``Compression`` is MST's domain compression: after the noisy 1-way marginal, codes whose noisy count
 is below 3 sigma are merged into one "rare" code (post-processing), shrinking the 2-way tables.
@@ -43,25 +44,31 @@ def _as_text(value: object) -> str:
 
 @dataclass(frozen=True)
 class CategoricalDomain:
-    """Codes: ``0..len(categories)-1`` the categories, then ``OTHER``, then null."""
+    """Codes: ``0..len(categories)-1`` the categories, then ``OTHER``, then null.
+
+    A ``closed`` domain is a complete public category list (the schema's ``categories``): it has no
+    ``OTHER`` code, so ``OTHER`` is never produced; a value outside the list (which the schema says
+    does not exist) is counted as null. Codes: the categories, then null.
+    """
 
     name: str
     categories: tuple[str, ...]
+    closed: bool = False
 
     @property
     def size(self) -> int:
         """Number of codes."""
-        return len(self.categories) + 2
+        return len(self.categories) + (1 if self.closed else 2)
 
     @property
     def other_code(self) -> int:
-        """The code of ``OTHER``."""
-        return len(self.categories)
+        """The code of ``OTHER`` (a closed domain has none: its values outside the list are null)."""
+        return self.null_code if self.closed else len(self.categories)
 
     @property
     def null_code(self) -> int:
         """The code of null."""
-        return len(self.categories) + 1
+        return self.size - 1
 
     def encode(self, series: pd.Series) -> IntArray:
         """The code of each value."""
@@ -77,7 +84,7 @@ class CategoricalDomain:
 
     def decode(self, codes: IntArray) -> npt.NDArray[np.object_]:
         """The value of each code (None for null)."""
-        labels = np.array([*self.categories, OTHER, None], dtype=object)
+        labels = np.array([*self.categories, *(() if self.closed else (OTHER,)), None], dtype=object)
         return labels[codes]
 
 

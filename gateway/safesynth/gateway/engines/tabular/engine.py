@@ -8,10 +8,13 @@
 3. the schema step: DP bounds (noisy histogram on a public log grid) and DP quantile bins (noisy
    histogram on a fine grid) for numeric columns without public facts; DP category selection
    (partition selection) for categorical columns without a public list. Unselected values become
-   ``"__other__"``; nulls are a value of their own;
+   ``"__other__"``; nulls are a value of their own. A public category list is complete: ``"__other__"``
+   is never produced for it, and a value outside it (which the schema says does not exist) counts as null;
 4. noisy 1-way marginals (Gaussian), MST's domain compression;
 5. the spanning tree (n-1 exponential mechanisms on MST's independence-error scores);
-6. noisy 2-way marginals on the tree's edges;
+6. noisy 2-way marginals on the tree's edges; or, with ``model="adaptive"``, n-1 AIM-style rounds
+   (exponential mechanism, then a Gaussian 2- or 3-way marginal) growing a Bayesian network
+   (:mod:`.adaptive`);
 7. post-processing: the consistent tree model, sampling, numeric values drawn inside their bins,
    identifiers regenerated as opaque ids, text cells written by the local model from the synthetic
    row only.
@@ -44,6 +47,7 @@ from safesynth.gateway.engines.base import (
     PlanMismatch,
     SynthesisRequest,
 )
+from safesynth.gateway.engines.tabular.adaptive import BayesNet, fit_adaptive
 from safesynth.gateway.engines.tabular.domains import (
     CategoricalDomain,
     Compression,
@@ -162,7 +166,7 @@ class _Run:
 
     def categorical_domain(self, spec: ColumnSpec) -> CategoricalDomain:
         if spec.categories is not None:
-            return CategoricalDomain(name=spec.name, categories=tuple(spec.categories))
+            return CategoricalDomain(name=spec.name, categories=tuple(spec.categories), closed=True)
         column = self.data[spec.name]
         notnull = column.notna().to_numpy()
         values = [_text(v) for v in column.to_numpy()[notnull]]
@@ -253,6 +257,19 @@ class _Run:
                 two_way[(i, j)] = Measurement(values=noisy2, variance=np.full(noisy2.shape, sigma**2))
         else:
             two_way = {}
+        network: BayesNet | None = None
+        if d >= 2 and self.options.model == "adaptive":
+            est_total = _total(total_estimates, one_way)
+            network = fit_adaptive(
+                codes,
+                sizes,
+                [one_way[i] for i in range(d)],
+                est_total,
+                [self.mech.sigma(f"measure:{r}") for r in range(1, d)],
+                lambda r, s: self.mech.select(f"select:{r + 1}", s),
+                lambda r, counts: self.mech.histogram(f"measure:{r + 1}", counts),
+                self.gen,
+            )
         self.mech.finish()
         measured = time.perf_counter()
         ctx.progress("measure", 1.0)
@@ -260,8 +277,10 @@ class _Run:
         # Post-processing: model, sample, decode.
         table = pd.DataFrame(index=pd.RangeIndex(n_out))
         if d:
-            model = fit_tree_model(sizes, one_way, two_way, total_estimates)
-            sample = model.sample(n_out, self.gen)
+            if network is not None:
+                sample = network.sample(n_out, self.gen)
+            else:
+                sample = fit_tree_model(sizes, one_way, two_way, total_estimates).sample(n_out, self.gen)
             for i, dom in enumerate(domains):
                 original = compressions[i].expand(sample[:, i], self.gen)
                 if isinstance(dom, NumericDomain):
@@ -310,6 +329,12 @@ class _Run:
                 "engine": ENGINE_NAME,
                 "rows": int(n_out),
                 "tree": [[names[i], names[j]] for i, j in edges],
+                "network": None
+                if network is None
+                else [
+                    {"columns": [names[c] for c in cols], "parents": [names[p] for p in pars]}
+                    for cols, pars in network.parents()
+                ],
                 "domain_sizes": {dom.name: dom.size for dom in domains},
                 "compressed_sizes": dict(zip(names, sizes, strict=True)),
                 "steps_run": len(self.mech.ran),

@@ -8,7 +8,9 @@ calibrated with the accountant (``calibrate_noise_multiplier``) so that
 
 Step names (in run order): ``count``; ``bounds:<col>``, ``bins:<col>``, ``categories:<col>``;
 ``one_way:<col>``; ``select:<r>`` and ``two_way:<r>`` for r = 1..d-1 (the tree's edges are chosen at
-run time by the ``select`` steps, so the plan names them by round).
+run time by the ``select`` steps, so the plan names them by round). With ``model="adaptive"`` the
+rounds alternate: ``select:1``, ``measure:1``, ..., ``select:<d-1>``, ``measure:<d-1>`` (what each
+round measures is chosen at run time; how many rounds and their noise are fixed here).
 """
 
 from __future__ import annotations
@@ -151,7 +153,8 @@ def plan_steps(schema: DatasetSchema, request: SynthesisRequest, options: Tabula
     if d:
         groups["one_way"] = split["one_way"]
     tree = d >= 2 and options.model == "tree"
-    if tree:
+    adaptive = d >= 2 and options.model == "adaptive"
+    if tree or adaptive:
         groups["select"] = split["select"]
         groups["two_way"] = split["two_way"]
     norm = sum(groups.values())
@@ -176,6 +179,10 @@ def plan_steps(schema: DatasetSchema, request: SynthesisRequest, options: Tabula
             steps.append(StepSpec(f"select:{r}", "exponential", (), share["select"] / (d - 1), k))
         for r in range(1, d):
             steps.append(StepSpec(f"two_way:{r}", "gaussian", (), share["two_way"] / (d - 1), k))
+    if adaptive:
+        for r in range(1, d):
+            steps.append(StepSpec(f"select:{r}", "exponential", (), share["select"] / (d - 1), k))
+            steps.append(StepSpec(f"measure:{r}", "gaussian", (), share["two_way"] / (d - 1), k))
     return steps
 
 
