@@ -72,16 +72,39 @@ DATASETS: dict[str, dict[str, Any]] = {
 
 
 class CachingRunner:
-    """Wraps a Runner: generate_batch results cached per (prompt, item seed, sampling parameters)."""
+    """Wraps a Runner: generate_batch results cached per (prompt, item seed, sampling parameters).
 
-    def __init__(self, runner: Any) -> None:
+    With ``path``, the cache is also a JSON-lines file, so later processes reuse the public candidates
+    of earlier ones (one locked run per data set and seed). ``hit_seconds`` sums the original
+    generation time of the cached results served, so a run's cold time can be reported.
+    """
+
+    def __init__(self, runner: Any, path: str | None = None) -> None:
         self._runner = runner
         self._cache: dict[str, Any] = {}
         self.info = runner.info
         self.hits = 0
+        self.hit_seconds = 0.0
+        self._path = Path(path) if path else None
+        if self._path is not None and self._path.exists():
+            from safesynth.gateway.llm.results import Generation
+
+            for line in self._path.read_text().splitlines():
+                if line.strip():
+                    key, value = json.loads(line)
+                    self._cache[key] = Generation(**value)
 
     def embed(self, texts: Sequence[str]) -> Any:
         return self._runner.embed(texts)
+
+    def _store(self, key: str, g: Any) -> None:
+        from dataclasses import asdict
+
+        self._cache[key] = g
+        if self._path is not None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            with self._path.open("a") as fh:
+                fh.write(json.dumps([key, asdict(g)], default=str) + "\n")
 
     def generate_batch(self, prompts: Sequence[Any], **kw: Any) -> list[Any]:
         seed = kw.get("seed")
@@ -93,15 +116,31 @@ class CachingRunner:
         missing = [i for i, k in enumerate(keys) if k not in self._cache]
         if len(missing) == len(keys):
             for k, g in zip(keys, self._runner.generate_batch(list(prompts), **kw), strict=True):
-                self._cache[k] = g
-        else:
+                self._store(k, g)
+        elif missing:
+            # item seeds must stay seed + i: generate each contiguous run of misses as one batch
+            runs: list[list[int]] = []
             for i in missing:
-                one = dict(kw, seed=None if seed is None else seed + i)
-                self._cache[keys[i]] = self._runner.generate_batch([prompts[i]], **one)[0]
+                if runs and runs[-1][-1] == i - 1:
+                    runs[-1].append(i)
+                else:
+                    runs.append([i])
+            for run in runs:
+                part = dict(kw, seed=None if seed is None else seed + run[0])
+                got = self._runner.generate_batch([prompts[i] for i in run], **part)
+                for i, g in zip(run, got, strict=True):
+                    self._store(keys[i], g)
         self.hits += len(keys) - len(missing)
-        out = [self._cache[k] for k in keys]
-        hit_flags = [i not in set(missing) for i in range(len(keys))]
-        return [_zero_time(g) if hit else g for g, hit in zip(out, hit_flags, strict=True)]
+        missing_set = set(missing)
+        out = []
+        for i, k in enumerate(keys):
+            g = self._cache[k]
+            if i in missing_set:
+                out.append(g)
+            else:
+                self.hit_seconds += float(g.seconds)
+                out.append(_zero_time(g))
+        return out
 
 
 def _zero_time(g: Any) -> Any:
@@ -190,7 +229,7 @@ class Bench:
 
         self.args = args
         self.raw_runner = get_runner(config=RunnerConfig(pool_size=args.pool, n_threads=args.threads))
-        self.runner = CachingRunner(self.raw_runner)
+        self.runner = CachingRunner(self.raw_runner, args.cache or None)
         self.hashing = HashingEmbedder()
         self.results: dict[str, Any] = {
             "command": " ".join(sys.argv),
@@ -200,7 +239,7 @@ class Bench:
                 "python": platform.python_version(),
                 "cpus": os.cpu_count(),
                 "load_at_start": os.getloadavg()[0],
-                "shared": "2 cores shared with 7 other helpers building and testing",
+                "shared": "2 cores shared with 5 other helpers (benchmarks under a lock)",
             },
             "versions": {p: version(p) for p in ("llama-cpp-python", "numpy", "scikit-learn", "safesynth")},
             "model": {"path": str(self.raw_runner.info.path), "sha256": self.raw_runner.info.sha256},
@@ -321,6 +360,7 @@ class Bench:
         rng = post_processing_generator(RandomSource.seeded(seed))
         label_gens = [np.random.default_rng(int(rng.integers(0, 2**63))) for _ in labels]
         started = time.perf_counter()
+        cached0 = self.runner.hit_seconds
         texts: list[str] = []
         out_labels: list[str] = []
         for lab, n, label_gen in zip(labels, per, label_gens, strict=True):
@@ -334,7 +374,11 @@ class Bench:
             0.0,
             texts,
             out_labels,
-            {"seconds": round(time.perf_counter() - started, 1), "generation": gen.stats.to_json()},
+            {
+                "seconds": round(time.perf_counter() - started, 1),
+                "cached_generation_seconds": round(self.runner.hit_seconds - cached0, 1),
+                "generation": gen.stats.to_json(),
+            },
         )
 
     def pe(
@@ -342,12 +386,17 @@ class Bench:
     ) -> None:
         train, _ = self.dataset(name)
         spec = DATASETS[name]
-        options = {
+        options: dict[str, Any] = {
             "label_descriptions": spec["labels"],
             "iterations": iterations or self.args.iterations,
             "max_tokens": self.args.max_tokens,
             "embedding": embedding,
+            "label_mix": self.args.label_mix,
+            "output_selection": self.args.output_selection,
+            "threshold_sigmas": self.args.threshold_sigmas,
         }
+        if self.args.candidates:
+            options["candidates"] = self.args.candidates
         request = SynthesisRequest(
             engine="text", epsilon=epsilon, delta=self.args.delta, rows=self.args.rows, options=options
         )
@@ -356,8 +405,10 @@ class Bench:
         plan = engine.plan(schema, request)
         ctx = EngineContext(rng=RandomSource.seeded(seed), runner=self.runner)  # type: ignore[arg-type]
         started = time.perf_counter()
+        cached0 = self.runner.hit_seconds
         out = engine.run(plan, schema, train, ctx)
         seconds = time.perf_counter() - started
+        cached = self.runner.hit_seconds - cached0
         report = dict(out.report)
         method = f"private evolution ({embedding} embedding, T={options['iterations']})"
         self.record(
@@ -369,7 +420,9 @@ class Bench:
             out.table["label"].tolist(),
             {
                 "seconds": round(seconds, 1),
+                "cached_generation_seconds": round(cached, 1),
                 "generation": report["generation"],
+                "options": {k: v for k, v in options.items() if k != "label_descriptions"},
                 "sigma_vote": round(report["sigma_vote"], 3),
                 "sigma_count": round(report["sigma_count"], 3) if report["sigma_count"] else None,
                 "accountant_epsilon": round(float(plan.cost.epsilon), 4),
@@ -392,6 +445,7 @@ class Bench:
             description=spec["description"],
             label_descriptions=spec["labels"],
             seed=seed,
+            label_mix=self.args.label_mix,
         )
         self.record(
             name,
@@ -406,6 +460,76 @@ class Bench:
                 "not_dp": True,
             },
         )
+
+
+def _ms(values: Sequence[float], digits: int = 3) -> str:
+    if not values:
+        return ""
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.shape[0] == 1:
+        return f"{arr[0]:.{digits}f}"
+    return f"{arr.mean():.{digits}f} ± {arr.std(ddof=1):.{digits}f}"
+
+
+def summary(results: Mapping[str, Any]) -> list[str]:
+    """One row per (data set, method, epsilon): mean ± sd over seeds."""
+    groups: dict[tuple[str, str, Any], list[Mapping[str, Any]]] = {}
+    for r in results["runs"]:
+        if r["method"].startswith("embedding probe"):
+            continue
+        groups.setdefault((r["dataset"], r["method"], r["epsilon"]), []).append(r)
+    lines = [
+        "| data set | method | epsilon | seeds | texts | accuracy | macro-F1 | mmd hashing | wall s | "
+        "cold s | tok/s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for (name, method, eps), rows in sorted(groups.items(), key=lambda kv: (kv[0][0], _order(kv[0]))):
+        walls = [r["seconds"] for r in rows if "seconds" in r]
+        colds = [r["seconds"] + r.get("cached_generation_seconds", 0.0) for r in rows if "seconds" in r]
+        toks = [r["generation"]["tokens_per_second"] for r in rows if r.get("generation")]
+        lines.append(
+            f"| {name} | {method} | {'' if eps is None else f'{eps:g}'} | {len(rows)} | "
+            f"{_ms([r['n_texts'] for r in rows], 0)} | {_ms([r['accuracy'] for r in rows])} | "
+            f"{_ms([r['macro_f1'] for r in rows])} | "
+            f"{_ms([r['mmd_hashing'] for r in rows if 'mmd_hashing' in r], 4)} | {_ms(walls, 0)} | "
+            f"{_ms(colds, 0)} | {_ms(toks, 1)} |"
+        )
+    return lines
+
+
+def _order(key: tuple[str, str, Any]) -> tuple[int, float]:
+    _, method, eps = key
+    rank = 0 if method.startswith("zero") else 1 if method.startswith("private") else 2
+    rank = 3 if method.startswith("real") else rank
+    return rank, -1.0 if eps is None else float(eps)
+
+
+def goal_check(results: Mapping[str, Any]) -> list[str]:
+    """PE at epsilon 4 against zero-shot, paired by seed (the same public candidates)."""
+    lines = []
+    for name in sorted({r["dataset"] for r in results["runs"]}):
+        zero = {
+            r["seed"]: r for r in results["runs"] if r["dataset"] == name and r["method"].startswith("zero")
+        }
+        pe4 = {
+            r["seed"]: r
+            for r in results["runs"]
+            if r["dataset"] == name and r["method"].startswith("private evolution") and r["epsilon"] == 4.0
+        }
+        seeds = sorted(set(zero) & set(pe4))
+        if not seeds:
+            lines.append(f"- {name}: not measured")
+            continue
+        d_f1 = [pe4[s]["macro_f1"] - zero[s]["macro_f1"] for s in seeds]
+        d_acc = [pe4[s]["accuracy"] - zero[s]["accuracy"] for s in seeds]
+        walls = [pe4[s]["seconds"] + pe4[s].get("cached_generation_seconds", 0.0) for s in seeds]
+        lines.append(
+            f"- {name} ({len(seeds)} seeds {seeds}): macro-F1 PE - zero-shot per seed "
+            f"{', '.join(f'{d:+.3f}' for d in d_f1)} (mean {np.mean(d_f1):+.3f}); accuracy "
+            f"{', '.join(f'{d:+.3f}' for d in d_acc)} (mean {np.mean(d_acc):+.3f}); PE cold wall time "
+            f"{', '.join(f'{w:.0f}' for w in walls)} s"
+        )
+    return lines
 
 
 def markdown(results: Mapping[str, Any]) -> str:
@@ -428,37 +552,32 @@ def markdown(results: Mapping[str, Any]) -> str:
         "embeddings (hashing space; model space on the first texts). leak = share of texts that are exact "
         "copies / share an 8-word n-gram with a training text.",
         "",
-        "| data set | method | epsilon | texts | accuracy | macro-F1 | mmd hashing | mmd model | "
+        "## Summary (mean ± sd over seeds)",
+        "",
+        "wall s = measured wall time of the run; cold s = wall time plus the original generation time of "
+        "the public candidates it reused from the cache (what the run costs alone).",
+        "",
+        *summary(results),
+        "",
+        "## Every run",
+        "",
+        "| data set | method | epsilon | seed | texts | accuracy | macro-F1 | mmd hashing | mmd model | "
         "exact copy | 8-gram | gen s | tok/s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results["runs"]:
         g = r.get("generation") or {}
         eps = "" if r["epsilon"] is None else f"{r['epsilon']:g}"
         lines.append(
-            f"| {r['dataset']} | {r['method']} | {eps} | {r['n_texts']} | {r['accuracy']:.3f} | "
-            f"{r['macro_f1']:.3f} | "
+            f"| {r['dataset']} | {r['method']} | {eps} | {r['seed']} | {r['n_texts']} | "
+            f"{r['accuracy']:.3f} | {r['macro_f1']:.3f} | "
             f"{r.get('mmd_hashing', '')} | {r.get('mmd_model', '')} | {r.get('exact_copy_share', '')} | "
             f"{r.get('shared_8gram_share', '')} | {r.get('seconds', '')} | {g.get('tokens_per_second', '')} |"
         )
     lines += ["", "## Goal check: private evolution at epsilon 4 against zero-shot", ""]
-    for name in sorted({r["dataset"] for r in results["runs"]}):
-        zero = [r for r in results["runs"] if r["dataset"] == name and r["method"].startswith("zero-shot")]
-        pe4 = [
-            r
-            for r in results["runs"]
-            if r["dataset"] == name and r["method"].startswith("private evolution") and r["epsilon"] == 4.0
-        ]
-        if zero and pe4:
-            z, p = zero[0], pe4[0]
-            lines.append(
-                f"- {name}: macro-F1 {p['macro_f1']:.3f} vs {z['macro_f1']:.3f} "
-                f"({p['macro_f1'] - z['macro_f1']:+.3f}); accuracy {p['accuracy']:.3f} vs "
-                f"{z['accuracy']:.3f} ({p['accuracy'] - z['accuracy']:+.3f}); "
-                f"mmd {p.get('mmd_hashing')} vs {z.get('mmd_hashing')}"
-            )
-        else:
-            lines.append(f"- {name}: not measured (run did not reach it)")
+    lines += goal_check(results)
+    if results.get("notes"):
+        lines += ["", "## What was run, and reading", "", *results["notes"]]
     lines += ["", "## Examples (first texts of each label)", ""]
     for r in results["runs"]:
         if "examples" in r and not r["method"].startswith("real"):
@@ -505,7 +624,18 @@ def main() -> None:
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--epsilons", default="4,1,10")
     parser.add_argument("--delta", type=float, default=1e-5)
-    parser.add_argument("--iterations", type=int, default=2)
+    parser.add_argument("--iterations", type=int, default=1)
+    parser.add_argument(
+        "--candidates", type=int, default=800, help="candidates per iteration, all labels (0: engine default)"
+    )
+    parser.add_argument("--label-mix", default="balanced", choices=("balanced", "dp_shares"))
+    parser.add_argument("--output-selection", default="rank", choices=("rank", "sample"))
+    parser.add_argument("--threshold-sigmas", type=float, default=1.0)
+    parser.add_argument(
+        "--cache", default="/tmp/safesynth_text_bench_cache.jsonl", help="JSON-lines cache of generations"
+    )
+    parser.add_argument("--baseline-seeds", default="0", help="seeds of the NOT-DP baseline")
+    parser.add_argument("--skip-real", action="store_true")
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--max-test", type=int, default=1000)
     parser.add_argument("--pool", type=int, default=2)
@@ -531,7 +661,7 @@ def main() -> None:
     names = args.datasets.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
     epsilons = [float(e) for e in args.epsilons.split(",")]
-    for name in names:
+    for name in [] if args.skip_real else names:
         bench.real(name)
     if args.embedding_probe:
         for name in names:
@@ -551,13 +681,15 @@ def main() -> None:
                     bench.pe(name, seed, 4.0, embedding=embedding, iterations=1)
     for seed in [] if args.skip_main else seeds:
         for name in names:
+            # the first epsilon runs cold (its wall time is the one to read); zero-shot and the other
+            # epsilons reuse its public candidates (same prompts and seeds) from the cache
+            bench.pe(name, seed, epsilons[0])
             bench.zero_shot(name, seed)
-        for eps in epsilons:
-            for name in names:
+            for eps in epsilons[1:]:
                 bench.pe(name, seed, eps)
-        if not args.skip_baseline:
-            for name in names:
-                bench.baseline(name, seed, 4.0)
+    for seed in [] if args.skip_baseline else [int(x) for x in args.baseline_seeds.split(",") if x]:
+        for name in names:
+            bench.baseline(name, seed, 4.0)
         if args.model_embedding:
             for name in names:
                 bench.pe(name, seed, 4.0, embedding="model")

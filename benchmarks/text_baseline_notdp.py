@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from safesynth.gateway.engines.text.generate import CandidateGenerator, clean_generation
+from safesynth.gateway.engines.text.generate import CandidateGenerator, clean_generation, is_prompt_echo
 from safesynth.gateway.engines.text.selection import allocate
 
 __all__ = ["NOT_DP", "paper_baseline"]
@@ -48,13 +48,17 @@ def paper_baseline(
     label_descriptions: Mapping[str, str],
     shots: int = 3,
     seed: int = 0,
+    label_mix: str = "dp_shares",
 ) -> tuple[list[str], list[str], dict[str, Any]]:
     """``rows`` texts written from in-context private examples; Laplace(1/epsilon) on label counts."""
     gen = np.random.default_rng(seed)
     labels = list(private_by_label)
     counts = np.array([len(private_by_label[lab]) for lab in labels], dtype=np.float64)
     noisy = counts + gen.laplace(0.0, 1.0 / epsilon, size=counts.shape[0])
-    per_label = allocate(rows, np.clip(noisy, 0, None).tolist())
+    shares = np.clip(noisy, 0, None).tolist()
+    if label_mix == "balanced":  # the same public choice as the engine's label_mix="balanced"
+        shares = [1.0 if x > 0 else 0.0 for x in shares]
+    per_label = allocate(rows, shares)
     texts: list[str] = []
     out_labels: list[str] = []
     for lab, n in zip(labels, per_label, strict=True):
@@ -80,7 +84,7 @@ def paper_baseline(
             generator.stats.prompt_tokens += int(r.prompt_tokens)
             generator.stats.seconds += float(r.seconds)
             text = clean_generation(r.text, generator.budget.max_chars).lstrip("- ")
-            if text:
+            if text and not is_prompt_echo(text):
                 texts.append(text)
                 out_labels.append(lab)
     return texts, out_labels, {"not_dp": True, "noisy_label_counts": noisy.tolist(), "shots": shots}

@@ -344,8 +344,13 @@ class _Run:
             else min(self.opts.max_rows, round(clipped.sum()))
         )
         self.rows = rows
-        rows_l = allocate(rows, clipped.tolist())
-        cand_l = allocate(planned_m, clipped.tolist())
+        shares = clipped.tolist()
+        if self.opts.label_mix == "balanced":
+            # a public choice applied to the DP counts (post-processing): equal rows and candidates for
+            # every label the noisy count says exists
+            shares = [1.0 if c > 0 else 0.0 for c in shares]
+        rows_l = allocate(rows, shares)
+        cand_l = allocate(planned_m, shares)
         out_m: list[int] = []
         for label_rows, m, n_l in zip(rows_l, cand_l, clipped.tolist(), strict=True):
             if label_rows == 0:
@@ -435,6 +440,7 @@ class _Run:
             "k": self.opts.k,
             "selection": self.opts.selection,
             "output_selection": self.opts.output_selection,
+            "label_mix": self.opts.label_mix,
             "candidates_planned": self.derived["candidates"],
             "per_label": self.per_label,
             "noisy_label_counts": self.noisy_counts,

@@ -4,7 +4,10 @@ Prompts come from :class:`~safesynth.gateway.engines.text.prompts.PromptBuilder`
 only); generation is batched through ``runner.generate_batch`` with seeds drawn from the engine's
 non-private generator, so a seeded run is reproducible. Every output is cleaned (chat preambles,
 quotes and line breaks removed) and held to the length budget: at most ``max_tokens`` generated
-tokens and ``max_chars`` characters (cut at a word boundary).
+tokens and ``max_chars`` characters (cut at a word boundary). An output that talks about the task
+instead of doing it (``is_prompt_echo``: "Here is a revised entry...", "Rewrite this...") is treated as
+empty: a random candidate is retried once, a variation falls back to its parent. The test reads only the
+generated text and a fixed public list of phrases, so it is post-processing of public candidates.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ __all__ = [
     "GenerationRunner",
     "GenerationStats",
     "clean_generation",
+    "is_prompt_echo",
 ]
 
 
@@ -88,6 +92,7 @@ class GenerationStats:
     completion_tokens: int = 0
     seconds: float = 0.0
     empty: int = 0
+    echoes: int = 0
 
     @property
     def tokens_per_second(self) -> float:
@@ -103,6 +108,7 @@ class GenerationStats:
             "seconds": round(self.seconds, 3),
             "tokens_per_second": round(self.tokens_per_second, 2),
             "empty_outputs": self.empty,
+            "prompt_echoes": self.echoes,
         }
 
 
@@ -113,6 +119,18 @@ _PREAMBLE = re.compile(
 )
 _LABEL_PREFIX = re.compile(r"^\s*(label|topic|style|tone)\s*:[^\n]*\n", re.IGNORECASE)
 _QUOTES = "\"'“”‘’«»`"
+_ECHO = re.compile(
+    r"\b(data ?sets?|rewrit(e|es|ten|ing)|revised|rephras(e|ed|ing)|original (sentence|entry|text|message)"
+    r"|(new|revised|edited|this) entry|different words|same length|in an? \w+ tone|as an ai"
+    r"|i'?d be (happy|glad) to|i'?m (happy|glad) to help|here (is|are) (a|an|the|some|one)"
+    r"|here'?s (a|an|the|one|my))\b",
+    re.IGNORECASE,
+)
+
+
+def is_prompt_echo(text: str) -> bool:
+    """True for an output that talks about the task (instructions, "revised entry", offers of help)."""
+    return bool(_ECHO.search(text))
 
 
 def clean_generation(text: str, max_chars: int) -> str:
@@ -166,6 +184,9 @@ class CandidateGenerator:
                 self.stats.completion_tokens += int(r.completion_tokens)
                 self.stats.seconds += float(r.seconds)
                 cleaned = clean_generation(r.text, self.budget.max_chars)
+                if cleaned and is_prompt_echo(cleaned):
+                    self.stats.echoes += 1
+                    cleaned = ""
                 self.stats.empty += int(not cleaned)
                 out.append(cleaned)
             if self.on_batch is not None:

@@ -17,6 +17,9 @@ Options (all public; unknown keys are refused):
 ``threshold_sigmas``   threshold on noisy votes, in units of sigma (default 1.0)
 ``selection``          parents: "sample" (proportional) or "rank" (default "sample")
 ``output_selection``   output rows: "sample" or "rank" (default "sample")
+``label_mix``          output rows per label: "dp_shares" (proportional to the noisy label counts,
+                       default) or "balanced" (equal rows for every label with a positive noisy
+                       count; a public choice, i.e. post-processing: costs nothing, same events)
 ``embedding``          "hashing" or "model" (default "hashing", see benchmarks/results/text.md)
 ``max_tokens``         generated tokens per text (default 64)
 ``max_chars``          characters per text, also the truncation of private texts (default: the
@@ -43,7 +46,10 @@ from safesynth.gateway.engines.text.errors import InvalidTextOption, NoTextColum
 from safesynth.gateway.engines.text.prompts import DEFAULT_STYLES, DEFAULT_TONES, DEFAULT_TOPICS
 from safesynth.sdk.schema import ColumnKind, DatasetSchema
 
-__all__ = ["TextOptions", "resolve_options"]
+__all__ = ["LABEL_MIXES", "TextOptions", "resolve_options"]
+
+#: How the output rows are split over the labels (see the module docstring).
+LABEL_MIXES: tuple[str, ...] = ("dp_shares", "balanced")
 
 _DEFAULT_MAX_CHARS = 280
 
@@ -67,6 +73,7 @@ class TextOptions:
     threshold_sigmas: float = 1.0
     selection: str = "sample"
     output_selection: str = "sample"
+    label_mix: str = "dp_shares"
     embedding: str = "hashing"
     max_tokens: int = 64
     max_chars: int = _DEFAULT_MAX_CHARS
@@ -125,6 +132,7 @@ _FLOAT_OPTIONS: dict[str, tuple[float, float]] = {
 _CHOICES: dict[str, tuple[str, ...]] = {
     "selection": ("sample", "rank"),
     "output_selection": ("sample", "rank"),
+    "label_mix": LABEL_MIXES,
     "embedding": EMBEDDINGS,
 }
 _TEXT_LISTS = ("topics", "styles", "tones")
