@@ -39,13 +39,19 @@ from safesynth.sdk._http import (
     retry_after_seconds,
 )
 from safesynth.sdk._sse import aiter_sse_jobs
+from safesynth.sdk.client import AUDIT_TIMEOUT, _canary_request, _external_call, _with_timeout
 from safesynth.sdk.errors import ConnectionFailed, InvalidResponse, JobFailed, WaitTimeout
 from safesynth.sdk.models import (
+    CANARY_AUDIT,
+    DATASET_CANARY_AUDIT_PLAN,
+    DATASET_CANARY_AUDITS,
     AuditSummary,
     Budget,
+    CanaryAuditResult,
     Checkpoint,
     ConsistencyProof,
     DatasetInfo,
+    ExternalAudit,
     InclusionProof,
     Job,
     LedgerEntries,
@@ -110,6 +116,7 @@ class AsyncClient:
         self.releases = Releases(self)
         self.ledger = Ledger(self)
         self.tokens = Tokens(self)
+        self.audits = Audits(self)
 
     # ------------------------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> AsyncClient:
@@ -655,3 +662,111 @@ class Tokens(_Namespace):
     async def revoke(self, token_id: str) -> TokenInfo:
         """Revoke a token; it stops working at once."""
         return await self._client._run(calls.revoke_token(token_id))
+
+
+class Audits(_Namespace):
+    """``client.audits``: audit an external table; canary audits (an audit-only, charged engine run)."""
+
+    async def external(
+        self,
+        dataset: str,
+        data: calls.DataSource | None = None,
+        *,
+        purpose: str,
+        server_path: str | None = None,
+        format: Literal["csv", "parquet"] | None = None,
+        claimed_epsilon: float | None = None,
+        claimed_delta: float = 0.0,
+        timeout: float = AUDIT_TIMEOUT,
+        idempotency_key: str | None = None,
+    ) -> ExternalAudit:
+        """Audit a table made by another tool against ``dataset`` (see ``Client.audits.external``)."""
+        call = _external_call(dataset, data, server_path, purpose, format, claimed_epsilon, claimed_delta)
+        key = idempotency_key or new_idempotency_key()
+        response = await self._client._send(lambda: _with_timeout(self._client._build(call, key), timeout))
+        return decode(response, ExternalAudit)
+
+    async def plan_canary(
+        self,
+        dataset: str,
+        *,
+        epsilon: float,
+        purpose: str,
+        engine: str = "tabular",
+        delta: float | None = None,
+        rows: int | None = None,
+        options: Mapping[str, Any] | None = None,
+        n_canaries: int = 500,
+    ) -> PlanResponse:
+        """The canary run's privacy cost and whether the budget admits it (spends nothing)."""
+        body = _canary_request(
+            epsilon=epsilon,
+            purpose=purpose,
+            engine=engine,
+            delta=delta,
+            rows=rows,
+            options=options,
+            n_canaries=n_canaries,
+        )
+        path = routes.path(DATASET_CANARY_AUDIT_PLAN, dataset=dataset)
+        return await self._client._run(calls.Call("POST", path, PlanResponse, body=body))
+
+    async def submit_canary(
+        self,
+        dataset: str,
+        *,
+        epsilon: float,
+        purpose: str,
+        engine: str = "tabular",
+        delta: float | None = None,
+        rows: int | None = None,
+        options: Mapping[str, Any] | None = None,
+        n_canaries: int = 500,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Charge (like a synthesis) and queue a canary run; returns its job (kind ``canary-audit``)."""
+        body = _canary_request(
+            epsilon=epsilon,
+            purpose=purpose,
+            engine=engine,
+            delta=delta,
+            rows=rows,
+            options=options,
+            n_canaries=n_canaries,
+        )
+        path = routes.path(DATASET_CANARY_AUDITS, dataset=dataset)
+        call = calls.Call("POST", path, Job, body=body, creates=True)
+        return await self._client._run(call, idempotency_key=idempotency_key)
+
+    async def canary_result(self, job_id: str) -> CanaryAuditResult:
+        """A finished canary audit's aggregates (NotFound until the job has succeeded)."""
+        path = routes.path(CANARY_AUDIT, job=job_id)
+        return await self._client._run(calls.Call("GET", path, CanaryAuditResult))
+
+    async def canary(
+        self,
+        dataset: str,
+        *,
+        epsilon: float,
+        purpose: str,
+        engine: str = "tabular",
+        delta: float | None = None,
+        rows: int | None = None,
+        options: Mapping[str, Any] | None = None,
+        n_canaries: int = 500,
+        timeout: float | None = None,
+        progress: ProgressArg = False,
+    ) -> CanaryAuditResult:
+        """Submit a canary audit, wait for it, return its result (:class:`JobFailed` if the run failed)."""
+        job = await self.submit_canary(
+            dataset,
+            epsilon=epsilon,
+            purpose=purpose,
+            engine=engine,
+            delta=delta,
+            rows=rows,
+            options=options,
+            n_canaries=n_canaries,
+        )
+        await self._client.jobs.wait(job.id, timeout=timeout, progress=progress)
+        return await self.canary_result(job.id)

@@ -38,13 +38,21 @@ from safesynth.sdk._http import (
     retry_after_seconds,
 )
 from safesynth.sdk._sse import iter_sse_jobs
-from safesynth.sdk.errors import ConnectionFailed, InvalidResponse, JobFailed, WaitTimeout
+from safesynth.sdk.errors import ConnectionFailed, InvalidRequest, InvalidResponse, JobFailed, WaitTimeout
 from safesynth.sdk.models import (
+    CANARY_AUDIT,
+    DATASET_CANARY_AUDIT_PLAN,
+    DATASET_CANARY_AUDITS,
+    DATASET_EXTERNAL_AUDITS,
     AuditSummary,
     Budget,
+    CanaryAuditRequest,
+    CanaryAuditResult,
     Checkpoint,
     ConsistencyProof,
     DatasetInfo,
+    ExternalAudit,
+    ExternalAuditRequest,
     InclusionProof,
     Job,
     LedgerEntries,
@@ -109,6 +117,7 @@ class Client:
         self.releases = Releases(self)
         self.ledger = Ledger(self)
         self.tokens = Tokens(self)
+        self.audits = Audits(self)
 
     # ------------------------------------------------------------------------------------ lifecycle
     def __enter__(self) -> Client:
@@ -647,3 +656,184 @@ class Tokens(_Namespace):
     def revoke(self, token_id: str) -> TokenInfo:
         """Revoke a token; it stops working at once."""
         return self._client._run(calls.revoke_token(token_id))
+
+
+# ================================================================================================ audits
+#: Seconds an external audit may take before the client gives up (it runs while the request waits).
+AUDIT_TIMEOUT = 600.0
+
+
+def _external_call(
+    dataset: str,
+    data: calls.DataSource | None,
+    server_path: str | None,
+    purpose: str,
+    format: Literal["csv", "parquet"] | None,
+    claimed_epsilon: float | None,
+    claimed_delta: float,
+) -> calls.Call[ExternalAudit]:
+    if (data is None) == (server_path is None):
+        raise InvalidRequest("audit exactly one of data= (upload) or server_path=")
+    body = calls.validated(
+        ExternalAuditRequest,
+        purpose=purpose,
+        path=server_path,
+        format=format,
+        claimed_epsilon=claimed_epsilon,
+        claimed_delta=claimed_delta,
+    )
+    upload = None
+    if data is not None:
+        if isinstance(data, bytes):
+            filename, content = ("table.parquet" if format == "parquet" else "table.csv"), data
+        elif isinstance(data, str | Path):
+            try:
+                filename, content = Path(data).name, Path(data).read_bytes()
+            except OSError as exc:
+                raise InvalidRequest(f"cannot read {data}: {exc.strerror or exc}") from exc
+        else:
+            filename, content = Path(str(getattr(data, "name", "table.csv"))).name, data.read()
+        parquet = format == "parquet" or (format is None and filename.lower().endswith((".parquet", ".pq")))
+        ctype = "application/vnd.apache.parquet" if parquet else "text/csv"
+        upload = calls.Upload(filename, content, ctype)
+    path = routes.path(DATASET_EXTERNAL_AUDITS, dataset=dataset)
+    return calls.Call("POST", path, ExternalAudit, body=body, creates=True, upload=upload)
+
+
+def _canary_request(
+    *,
+    epsilon: float,
+    purpose: str,
+    engine: str,
+    delta: float | None,
+    rows: int | None,
+    options: Mapping[str, Any] | None,
+    n_canaries: int,
+) -> CanaryAuditRequest:
+    return calls.validated(
+        CanaryAuditRequest,
+        engine=engine,
+        epsilon=epsilon,
+        purpose=purpose,
+        delta=delta,
+        rows=rows,
+        options=dict(options or {}),
+        n_canaries=n_canaries,
+    )
+
+
+def _with_timeout(request: httpx.Request, seconds: float) -> httpx.Request:
+    request.extensions["timeout"] = httpx.Timeout(seconds, connect=10.0).as_dict()
+    return request
+
+
+class Audits(_Namespace):
+    """``client.audits``: audit an external table; canary audits (an audit-only, charged engine run)."""
+
+    def external(
+        self,
+        dataset: str,
+        data: calls.DataSource | None = None,
+        *,
+        purpose: str,
+        server_path: str | None = None,
+        format: Literal["csv", "parquet"] | None = None,
+        claimed_epsilon: float | None = None,
+        claimed_delta: float = 0.0,
+        timeout: float = AUDIT_TIMEOUT,
+        idempotency_key: str | None = None,
+    ) -> ExternalAudit:
+        """Audit a table made by another tool (CSV/Parquet path, bytes or file) against ``dataset``.
+
+        Admin or auditor only; recorded in the ledger with ``purpose`` before the answer is returned.
+        The result is labelled ``external-table/v1``: read its ``meaningful`` and ``caveats``.
+        """
+        call = _external_call(dataset, data, server_path, purpose, format, claimed_epsilon, claimed_delta)
+        key = idempotency_key or new_idempotency_key()
+        response = self._client._send(lambda: _with_timeout(self._client._build(call, key), timeout))
+        return decode(response, ExternalAudit)
+
+    def plan_canary(
+        self,
+        dataset: str,
+        *,
+        epsilon: float,
+        purpose: str,
+        engine: str = "tabular",
+        delta: float | None = None,
+        rows: int | None = None,
+        options: Mapping[str, Any] | None = None,
+        n_canaries: int = 500,
+    ) -> PlanResponse:
+        """The canary run's privacy cost and whether the budget admits it (spends nothing)."""
+        body = _canary_request(
+            epsilon=epsilon,
+            purpose=purpose,
+            engine=engine,
+            delta=delta,
+            rows=rows,
+            options=options,
+            n_canaries=n_canaries,
+        )
+        path = routes.path(DATASET_CANARY_AUDIT_PLAN, dataset=dataset)
+        return self._client._run(calls.Call("POST", path, PlanResponse, body=body))
+
+    def submit_canary(
+        self,
+        dataset: str,
+        *,
+        epsilon: float,
+        purpose: str,
+        engine: str = "tabular",
+        delta: float | None = None,
+        rows: int | None = None,
+        options: Mapping[str, Any] | None = None,
+        n_canaries: int = 500,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Charge (like a synthesis) and queue a canary run; returns its job (kind ``canary-audit``)."""
+        body = _canary_request(
+            epsilon=epsilon,
+            purpose=purpose,
+            engine=engine,
+            delta=delta,
+            rows=rows,
+            options=options,
+            n_canaries=n_canaries,
+        )
+        path = routes.path(DATASET_CANARY_AUDITS, dataset=dataset)
+        call = calls.Call("POST", path, Job, body=body, creates=True)
+        return self._client._run(call, idempotency_key=idempotency_key)
+
+    def canary_result(self, job_id: str) -> CanaryAuditResult:
+        """A finished canary audit's aggregates (NotFound until the job has succeeded)."""
+        path = routes.path(CANARY_AUDIT, job=job_id)
+        return self._client._run(calls.Call("GET", path, CanaryAuditResult))
+
+    def canary(
+        self,
+        dataset: str,
+        *,
+        epsilon: float,
+        purpose: str,
+        engine: str = "tabular",
+        delta: float | None = None,
+        rows: int | None = None,
+        options: Mapping[str, Any] | None = None,
+        n_canaries: int = 500,
+        timeout: float | None = None,
+        progress: ProgressArg = False,
+    ) -> CanaryAuditResult:
+        """Submit a canary audit, wait for it, return its result (:class:`JobFailed` if the run failed)."""
+        job = self.submit_canary(
+            dataset,
+            epsilon=epsilon,
+            purpose=purpose,
+            engine=engine,
+            delta=delta,
+            rows=rows,
+            options=options,
+            n_canaries=n_canaries,
+        )
+        self._client.jobs.wait(job.id, timeout=timeout, progress=progress)
+        return self.canary_result(job.id)

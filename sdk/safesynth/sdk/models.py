@@ -39,7 +39,12 @@ from pydantic.functional_validators import AfterValidator, BeforeValidator
 from safesynth.sdk.schema import DatasetSchema
 
 __all__ = [
+    "CANARY_AUDIT",
+    "DATASET_CANARY_AUDITS",
+    "DATASET_CANARY_AUDIT_PLAN",
+    "DATASET_EXTERNAL_AUDITS",
     "ENGINES",
+    "EXTERNAL_AUDIT_SCOPE",
     "JOB_STATES",
     "QUERY_KINDS",
     "ROLES",
@@ -48,6 +53,8 @@ __all__ = [
     "Budget",
     "BudgetHistoryItem",
     "BudgetSpec",
+    "CanaryAuditRequest",
+    "CanaryAuditResult",
     "Checkpoint",
     "ConsistencyProof",
     "DatasetCreate",
@@ -57,6 +64,8 @@ __all__ = [
     "Delta",
     "EngineName",
     "Epsilon",
+    "ExternalAudit",
+    "ExternalAuditRequest",
     "Filter",
     "FilterOp",
     "HistogramBin",
@@ -619,6 +628,122 @@ class ConsistencyProof(WireModel):
     old_size: Annotated[StrictInt, Field(ge=0)]
     new_size: Annotated[StrictInt, Field(ge=0)]
     proof: tuple[Annotated[StrictStr, Field(max_length=200)], ...] = Field(default=(), max_length=64)
+
+
+# --------------------------------------------------------------------------------------------------
+# Audits of external tables and canary audits
+# --------------------------------------------------------------------------------------------------
+
+#: ``POST`` an ExternalAuditRequest (JSON with a server-side ``path``, or multipart ``metadata`` + ``file``)
+#: -> ExternalAudit. Admin and auditor only; recorded in the ledger (``audit/v1``, scope ``external``).
+DATASET_EXTERNAL_AUDITS = "/v1/datasets/{dataset}/audits"
+#: ``POST`` a CanaryAuditRequest -> PlanResponse (spends nothing).
+DATASET_CANARY_AUDIT_PLAN = "/v1/datasets/{dataset}/canary-audits/plan"
+#: ``POST`` a CanaryAuditRequest -> 202 Job (kind ``canary-audit``); charged like a synthesis.
+DATASET_CANARY_AUDITS = "/v1/datasets/{dataset}/canary-audits"
+#: ``GET`` -> CanaryAuditResult once the job has succeeded (404 before).
+CANARY_AUDIT = "/v1/canary-audits/{job}"
+
+#: The label of an external table's audit (its figures' meaning differs from a release audit's).
+EXTERNAL_AUDIT_SCOPE = "external-table/v1"
+
+
+class ExternalAuditRequest(WireModel):
+    """Audit a table made by another tool against a registered dataset (admin, auditor).
+
+    The table is uploaded (multipart ``file`` with this model as JSON in ``metadata``) or read from a
+    server-side ``path`` (admin only, under the gateway's allowed roots). ``purpose`` is recorded in the
+    ledger with the caller. ``claimed_epsilon``/``claimed_delta``: the external tool's own DP claim, if
+    any; the audit reports whether its lower bound refutes it (valid only under the stated assumption).
+    """
+
+    purpose: Purpose
+    path: Annotated[StrictStr, Field(min_length=1, max_length=4096)] | None = None
+    format: Literal["csv", "parquet"] | None = None
+    claimed_epsilon: Annotated[Number, Field(ge=0, le=MAX_BUDGET_EPSILON)] | None = None
+    claimed_delta: Delta = 0.0
+
+
+class ExternalAudit(WireModel):
+    """An external table's audit: the same aggregates as a release audit, labelled with their meaning.
+
+    ``audit.release_id`` is the table's SHA-256. ``verdict`` is never PASS: without the dataset's audit
+    design a "no signal" result is INCONCLUSIVE (``caveats`` says why); FAIL means verbatim copies
+    beyond the natural duplicate rate, or a dependence on the gateway's private training split.
+    """
+
+    scope: Literal["external-table/v1"] = "external-table/v1"
+    dataset: DatasetId
+    table_sha256: Sha256
+    rows: Annotated[StrictInt, Field(ge=0)]
+    verdict: ShortText
+    rule: ShortText
+    reason: Text
+    audit: AuditSummary
+    ignored_columns: tuple[ColumnName, ...] = Field(default=(), max_length=1000)
+    meaningful: tuple[Text, ...] = Field(default=(), max_length=16)
+    caveats: tuple[Text, ...] = Field(default=(), max_length=16)
+    requested_by: ShortText
+    audit_seq: Seq
+    audits_left_today: Annotated[StrictInt, Field(ge=0)] | None = None
+
+
+class CanaryAuditRequest(WireModel):
+    """An audit-only engine run with canaries (admin, granted analyst): charged like a synthesis.
+
+    The engine runs on the training rows plus canaries (synthetic, atypical records made from the public
+    schema, each included with probability 1/2); its output is never released. The result is the
+    canaries' one-run epsilon lower bound next to the accountant's epsilon. ``epsilon`` is the target
+    the engine plans for (the charge); use the same engine, epsilon and options as the release you check.
+    """
+
+    engine: EngineName = "tabular"
+    rows: Annotated[StrictInt, Field(ge=1, le=MAX_ROWS)] | None = None
+    epsilon: Epsilon
+    delta: Delta | None = None
+    purpose: Purpose
+    options: JsonObject = Field(default_factory=dict)
+    n_canaries: Annotated[StrictInt, Field(ge=10, le=10_000)] = 500
+
+    def synthesis(self) -> SynthesisRequest:
+        """The synthesis request the canary run plans (same engine, target, rows and options)."""
+        return SynthesisRequest(
+            engine=self.engine,
+            rows=self.rows,
+            epsilon=self.epsilon,
+            delta=self.delta,
+            purpose=self.purpose,
+            options=dict(self.options),
+        )
+
+
+class CanaryAuditResult(WireModel):
+    """``GET /v1/canary-audits/{job}``: a canary audit's aggregates (no canary, score or coin)."""
+
+    job_id: ObjectId
+    dataset: DatasetId
+    engine: ShortText
+    verdict: ShortText
+    rule: ShortText
+    reason: Text
+    n_canaries: Annotated[StrictInt, Field(ge=0)]
+    n_included: Annotated[StrictInt, Field(ge=0)]
+    auc: Probability
+    tpr_at_fpr_1pct: Probability
+    tpr_at_fpr_10pct: Probability
+    empirical_epsilon_lower_bound: Amount
+    confidence: Probability
+    method: ShortText
+    accountant_epsilon: Amount
+    accountant_delta: Amount
+    synthetic_rows: Annotated[StrictInt, Field(ge=0)]
+    spend_seq: Seq
+    design_seq: Seq
+    audit_seq: Seq
+    design_commitment: ShortText
+    released: StrictBool = False
+    runtime_seconds: Amount | None = None
+    notes: tuple[Text, ...] = Field(default=(), max_length=64)
 
 
 # --------------------------------------------------------------------------------------------------
