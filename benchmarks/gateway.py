@@ -21,6 +21,7 @@ import io
 import json
 import os
 import platform
+import resource
 import socket
 import statistics
 import subprocess
@@ -98,8 +99,23 @@ def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
-def bench_queries(client: Any, n: int, workers: int, offset: int) -> dict[str, Any]:
-    """``n`` distinct DP counts with ``workers`` concurrent callers."""
+def _process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def bench_queries(client: Any, n: int, workers: int, offset: int, server_pid: int) -> dict[str, Any]:
+    """``n`` distinct DP counts with ``workers`` concurrent callers; CPU per request of both sides."""
 
     def one(i: int) -> float:
         start = time.perf_counter()
@@ -112,6 +128,8 @@ def bench_queries(client: Any, n: int, workers: int, offset: int) -> dict[str, A
         )
         return time.perf_counter() - start
 
+    load_before = _load()
+    server0, client0 = _process_cpu_seconds(server_pid), _own_cpu_seconds()
     start = time.perf_counter()
     if workers == 1:
         latencies = [one(i) for i in range(n)]
@@ -119,12 +137,18 @@ def bench_queries(client: Any, n: int, workers: int, offset: int) -> dict[str, A
         with ThreadPoolExecutor(max_workers=workers) as pool:
             latencies = list(pool.map(one, range(n)))
     elapsed = time.perf_counter() - start
+    server_cpu = _process_cpu_seconds(server_pid) - server0
+    client_cpu = _own_cpu_seconds() - client0
     ms = [x * 1000 for x in latencies]
     return {
         "requests": n,
         "concurrency": workers,
         "seconds": round(elapsed, 3),
         "requests_per_second": round(n / elapsed, 1),
+        "server_cpu_ms_per_request": round(1000 * server_cpu / n, 2),
+        "client_cpu_ms_per_request": round(1000 * client_cpu / n, 2),
+        "load_average_before": load_before,
+        "load_average_after": _load(),
         "latency_ms": {
             "p50": round(_percentile(ms, 50), 2),
             "p90": round(_percentile(ms, 90), 2),
@@ -135,8 +159,9 @@ def bench_queries(client: Any, n: int, workers: int, offset: int) -> dict[str, A
 
 
 def bench_in_process(base: Path, n: int, workers: int) -> dict[str, Any]:
-    """The service layer without HTTP: ``n`` distinct DP counts through ``Gateway.query`` from
-    ``workers`` threads on a fresh home (admission, ledger append with its fsyncs, noise)."""
+    """The service layer without HTTP on a fresh home: ``n`` distinct DP counts through
+    ``Gateway.query`` one at a time (wall vs this thread's CPU: the rest is waiting, mostly the
+    ledger's fsyncs), then ``n`` more from ``workers`` threads."""
     from safesynth.gateway.service.gateway import Gateway
     from safesynth.gateway.service.home import init_home
     from safesynth.gateway.settings import load_settings
@@ -162,7 +187,7 @@ def bench_in_process(base: Path, n: int, workers: int) -> dict[str, Any]:
             filename="b.csv",
         )
 
-        def one(i: int) -> float:
+        def one(i: int) -> tuple[float, float]:
             body = wire.QueryRequest.model_validate(
                 {
                     "kind": "count",
@@ -171,19 +196,29 @@ def bench_in_process(base: Path, n: int, workers: int) -> dict[str, Any]:
                     "filters": [{"column": "income", "op": "ge", "value": float(i)}],
                 }
             )
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.thread_time()
             gateway.query(admin, "bench", body)
-            return time.perf_counter() - start
+            return time.perf_counter() - start, time.thread_time() - cpu
 
+        one(-1)
+        sequential = [one(i) for i in range(n)]
         start = time.perf_counter()
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            latencies = list(pool.map(one, range(n)))
+            latencies = [wall for wall, _ in pool.map(one, range(n, 2 * n))]
         elapsed = time.perf_counter() - start
     finally:
         gateway.close()
     ms = [x * 1000 for x in latencies]
+    wall = [w * 1000 for w, _ in sequential]
+    cpu = [c * 1000 for _, c in sequential]
     return {
         "requests": n,
+        "sequential": {
+            "wall_ms_mean": round(statistics.fmean(wall), 2),
+            "cpu_ms_mean": round(statistics.fmean(cpu), 2),
+            "waiting_ms_mean": round(statistics.fmean(wall) - statistics.fmean(cpu), 2),
+            "requests_per_second": round(1000 / statistics.fmean(wall), 1),
+        },
         "threads": workers,
         "requests_per_second": round(n / elapsed, 1),
         "latency_ms": {"p50": round(_percentile(ms, 50), 2), "p99": round(_percentile(ms, 99), 2)},
@@ -240,35 +275,46 @@ def bench_synthesis(client: Any, frame: pd.DataFrame, rows: int) -> dict[str, An
 
 def render(result: dict[str, Any]) -> None:
     """Write ``results/gateway.md`` from a result (``--render`` re-renders the stored JSON)."""
-    seq = result["dp_statistics"]["sequential"]
-    con = result["dp_statistics"]["concurrent_8"]
+    runs = result["dp_statistics"]
     health = result["healthz_latency_ms"]
-    in_process = result["service_in_process_8_threads"]
+    in_process = result["service_in_process"]
     synthesis = result["synthesis_overhead"]
     lines = [
         "# Gateway benchmark",
         "",
         f"Machine: {result['machine']['platform']}, Python {result['machine']['python']}, "
-        f"{result['machine']['cpus']} CPUs (shared with other work during the run).",
+        f"{result['machine']['cpus']} CPUs shared with other helpers' work during the run "
+        "(load averages below; the benchmark ran under the shared benchmark lock).",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in result["versions"].items()) + ".",
         "",
-        "DP statistics (distinct DP counts through the SDK over loopback; each one is a ledger append):",
+        "DP statistics: distinct DP counts through the SDK (`Client.query`) over loopback to `safesynth "
+        "serve` (one uvicorn process); every one is planned, admitted by the privacy filter inside a "
+        "ledger transaction, appended as a signed `spend/v1` entry (durable: synchronous=FULL) and "
+        "answered. CPU columns: process CPU time per request of the server and of the client.",
         "",
-        "| run | requests | req/s | p50 ms | p99 ms |",
-        "|---|---|---|---|---|",
-        f"| sequential | {seq['requests']} | {seq['requests_per_second']} | {seq['latency_ms']['p50']} | "
-        f"{seq['latency_ms']['p99']} |",
-        f"| 8 concurrent clients | {con['requests']} | {con['requests_per_second']} | "
-        f"{con['latency_ms']['p50']} | {con['latency_ms']['p99']} |",
+        "| clients | requests | req/s | p50 ms | p99 ms | server CPU ms/req | client CPU ms/req | load avg |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for run in runs.values():
+        lat = run["latency_ms"]
+        lines.append(
+            f"| {run['concurrency']} | {run['requests']} | {run['requests_per_second']} | {lat['p50']} | "
+            f"{lat['p99']} | {run.get('server_cpu_ms_per_request', '-')} | "
+            f"{run.get('client_cpu_ms_per_request', '-')} | {run.get('load_average_before', ['-'])[0]} |"
+        )
+    seq = in_process["sequential"]
+    lines += [
         "",
         f"Cached repeats (identical query, no spend): {result['cached_repeat_requests_per_second']} req/s.",
         f"Calibration: GET /healthz (no auth, no storage) p50 {health['p50']} ms, p99 {health['p99']} ms: "
         "the HTTP stack and the machine's load alone.",
         "",
-        f"Service layer in-process (no HTTP), 8 threads, {in_process['requests']} distinct DP counts: "
-        f"{in_process['requests_per_second']} req/s, p50 {in_process['latency_ms']['p50']} ms, "
-        f"p99 {in_process['latency_ms']['p99']} ms (each one a ledger append: BEGIN IMMEDIATE, fsync, signed "
-        "checkpoint; concurrent appends are group-committed by the ledger).",
+        f"Service layer in-process (no HTTP), {in_process['requests']} distinct DP counts one at a time: "
+        f"{seq['wall_ms_mean']} ms each, of which {seq['cpu_ms_mean']} ms CPU and "
+        f"{seq['waiting_ms_mean']} ms "
+        f"waiting (the ledger's fsyncs) = {seq['requests_per_second']} req/s; from {in_process['threads']} "
+        f"threads: {in_process['requests_per_second']} req/s, p50 {in_process['latency_ms']['p50']} ms, "
+        f"p99 {in_process['latency_ms']['p99']} ms (concurrent appends are group-committed by the ledger).",
         "",
     ]
     if synthesis is not None:
@@ -282,22 +328,12 @@ def render(result: dict[str, Any]) -> None:
         ]
     lines.append(
         "Goals: >= 300 req/s, p99 < 50 ms, synthesis overhead < 5%. Reproduce: "
-        "`.venv/bin/python benchmarks/gateway.py`."
+        "`flock /tmp/safesynth-bench.lock .venv/bin/python benchmarks/gateway.py --quick` "
+        "(add `--requests N`; without `--quick` the synthesis overhead is measured too)."
     )
-    lines += [
-        "",
-        "Notes. Every DP statistic is durable in the ledger before it is answered: one append is a",
-        "BEGIN IMMEDIATE transaction with synchronous=FULL plus the ledger's fork-guard file rewrite",
-        "(two fsyncs and a rename: about 14 ms of I/O per append in a profile on this disk), so one client",
-        "in sequence cannot exceed about 60 req/s here; concurrent requests share commits (the ledger",
-        "group-commits, and the gateway checks each request against the filter state memoized for its",
-        "own earlier spends, so one filter decision per request runs inside the transaction). The run",
-        "above shared 2 cores with other jobs (load average about 20): even GET /healthz took several",
-        "milliseconds. The 300 req/s / p99 50 ms goals were NOT met on this loaded machine; the",
-        "synthesis overhead is a fixed cost per job (spend transaction, Parquet write, release entry,",
-        "50 ms polling: a few hundred ms here) against a sub-second synthesis, so the percentage varied",
-        "between runs (0.4% to 83%); it is under 5% only for jobs of several seconds or more.",
-    ]
+    notes = result.get("notes")
+    if notes:
+        lines += ["", "Notes.", "", *notes]
     (RESULTS / "gateway.md").write_text("\n".join(lines) + "\n")
 
 
@@ -306,13 +342,13 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="fewer requests, no synthesis benchmark")
-    parser.add_argument("--requests", type=int, default=2000, help="requests per query run")
+    parser.add_argument("--requests", type=int, default=None, help="requests per run (2000; quick: 300)")
     parser.add_argument("--render", action="store_true", help="only re-render the .md from the stored .json")
     args = parser.parse_args()
     if args.render:
         render(json.loads((RESULTS / "gateway.json").read_text()))
         return
-    n = 300 if args.quick else args.requests
+    n = args.requests or (300 if args.quick else 2000)
 
     from safesynth.sdk import Client
 
@@ -342,8 +378,10 @@ def main() -> None:
                 )
                 client.query("bench", "count", epsilon=0.001, purpose="warm-up")
                 health = _bench_health(f"http://127.0.0.1:{port}")
-                sequential = bench_queries(client, n, 1, 0)
-                concurrent = bench_queries(client, n, 8, 10 * n)
+                runs = {
+                    f"clients_{workers}": bench_queries(client, n, workers, 10 * n * workers, proc.pid)
+                    for workers in (1, 8, 32)
+                }
                 cached_start = time.perf_counter()
                 for _ in range(200):
                     client.query("bench", "count", epsilon=0.001, purpose="cached")
@@ -363,11 +401,14 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "note": "2 cores shared with other work running at the same time",
         },
-        "versions": {p: version(p) for p in ("safesynth", "fastapi", "uvicorn", "httpx", "pydantic")},
-        "dp_statistics": {"sequential": sequential, "concurrent_8": concurrent},
+        "versions": {
+            p: version(p)
+            for p in ("safesynth", "fastapi", "uvicorn", "httptools", "uvloop", "httpx", "pydantic")
+        },
+        "dp_statistics": runs,
         "cached_repeat_requests_per_second": round(cached_rps, 1),
         "healthz_latency_ms": health,
-        "service_in_process_8_threads": in_process,
+        "service_in_process": in_process,
         "ledger_entries_after": ledger_size,
         "synthesis_overhead": synthesis,
         "goals": {"requests_per_second": 300, "p99_ms": 50, "synthesis_overhead_percent": 5},

@@ -99,6 +99,9 @@ class GatewaySettings(BaseSettings):
         default=1_000_000, ge=1, description="Most rows one synthesis may ask for."
     )
     holdout_fraction: float = Field(default=0.2, gt=0.0, lt=0.9, description="Share kept back for audits.")
+    request_threads: int = Field(
+        default=64, ge=1, le=1024, description="Threads for blocking request handlers (AnyIO's limiter)."
+    )
     job_workers: int = Field(default=1, ge=1, le=64, description="Synthesis jobs running at once.")
     job_queue_size: int = Field(default=16, ge=1, le=10_000, description="Jobs queued or running at once.")
     jobs_per_principal: int = Field(default=4, ge=1, le=1000, description="Active jobs per token.")

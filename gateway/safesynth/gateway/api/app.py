@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 
+import anyio.to_thread
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
@@ -31,6 +32,9 @@ def create_app(settings: GatewaySettings, *, gateway: Gateway | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Concurrent requests reach the ledger together, so its group commit can share one
+        # transaction and one fsync among them: give blocking handlers enough threads.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
         service = gateway if gateway is not None else await run_in_threadpool(Gateway, settings)
         app.state.gateway = service
         try:
@@ -100,6 +104,9 @@ def serve(settings: GatewaySettings, *, log_level: str = "info") -> None:
         ssl_certfile=str(settings.tls_certfile) if settings.tls_certfile else None,
         ssl_keyfile=str(settings.tls_keyfile) if settings.tls_keyfile else None,
         server_header=False,
+        # "auto" picks httptools and uvloop (the [gateway] extra installs both) over h11/asyncio.
+        http="auto",
+        loop="auto",
         proxy_headers=False,
         timeout_graceful_shutdown=10,
     )

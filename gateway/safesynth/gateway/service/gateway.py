@@ -808,7 +808,7 @@ class Gateway:
                     else tuple(wire.QuantileValue(q=q, value=v) for q, v in answer.quantiles),
                     epsilon=receipt.epsilon,
                     delta=receipt.delta,
-                    mechanism=plan.mechanism[:200],
+                    mechanism="; ".join((plan.mechanism, *answer.notes))[:200],
                     cached=False,
                     spend_seq=receipt.seq,
                     events=tuple(_json_ready(e.to_json()) for e in plan.events),

@@ -12,16 +12,23 @@ count: k; sum over [L, U]: k * max(|L|, |U|); mean: a noisy sum and a noisy coun
 each), clamped to [L, U]; histogram: L1 sensitivity k over the bins (one row is in one bin);
 quantiles: the exponential mechanism over a public grid of [L, U] with utility
 ``-|#{x < c} - q n|`` (sensitivity k), epsilon split evenly over the quantiles.
-Sum, mean and quantiles need public bounds (from the request or the schema); a categorical histogram
-needs the schema's public categories, a numeric one public edges (``bins``) or bounds (10 equal bins).
-Requests without them are refused with ``invalid_request`` before anything is spent.
+Sum, mean and quantiles are clamped to public bounds (from the request or the schema) or, when there
+are none, to DP bounds: a documented split of the query's epsilon, fixed at planning before any data
+are read: :data:`DP_BOUNDS_SHARE` of it buys the bounds (:func:`safesynth.gateway.dp.bounds.dp_bounds`,
+a noisy histogram over a public grid, one ``DiscreteLaplaceEvent`` of sensitivity k) and the rest goes
+to the statistic as above. Both are events of the one spend, charged in the same ledger transaction.
+Because the sum's sensitivity k * max(|L|, |U|) is known only once the DP bounds are drawn, its Laplace
+event is recorded normalized (sensitivity 1, scale 1 / epsilon: the same epsilon) and the noise is
+scaled by the sensitivity at run time. A categorical histogram needs the schema's public categories
+(or a delta for DP selection), a numeric one public edges (``bins``) or bounds (10 equal bins).
+Requests that cannot be planned are refused with ``invalid_request`` before anything is spent.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from safesynth.gateway.dp.events import (
@@ -63,6 +70,8 @@ class QueryPlan:
     edges: tuple[float, ...] = ()
     #: DP selection of the categories (no public list): its epsilon and delta.
     selection: tuple[float, float] | None = None
+    #: Epsilon of the DP bounds (no public bounds): the first event; ``lower``/``upper`` are None.
+    bounds_epsilon: float | None = None
 
 
 @dataclass(frozen=True)
@@ -73,15 +82,28 @@ class QueryAnswer:
     histogram: tuple[tuple[str, float | None, float | None, float], ...] | None = None
     quantiles: tuple[tuple[float, float], ...] | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: Every mechanism run: (privacy event kind, epsilon), in the order of the plan's events.
+    ran: tuple[tuple[str, float], ...] = field(default_factory=tuple)
 
 
-def _bounds(request: QueryRequest, schema: DatasetSchema) -> tuple[float, float]:
+#: Share of a sum's, mean's or quantiles' epsilon spent on DP bounds when there are no public ones.
+DP_BOUNDS_SHARE = 0.25
+
+
+def _public_bounds(request: QueryRequest, schema: DatasetSchema) -> tuple[float, float] | None:
     assert request.column is not None
     spec = schema.column(request.column)
     if request.bounds is not None:
         return float(request.bounds[0]), float(request.bounds[1])
-    if spec.lower is not None and spec.upper is not None:
+    if spec.lower is not None and spec.upper is not None and spec.lower < spec.upper:
         return float(spec.lower), float(spec.upper)
+    return None
+
+
+def _bounds(request: QueryRequest, schema: DatasetSchema) -> tuple[float, float]:
+    bounds = _public_bounds(request, schema)
+    if bounds is not None:
+        return bounds
     raise InvalidRequest(
         f"a {request.kind} over {request.column!r} needs public bounds: give 'bounds' in the request "
         "or lower/upper in the schema (bounds are never read from the private data)"
@@ -121,6 +143,8 @@ def plan_query(schema: DatasetSchema, request: QueryRequest) -> QueryPlan:
         return QueryPlan(
             request, (DiscreteLaplaceEvent(scale=scale, sensitivity=int(k)),), "discrete_laplace", k, (eps,)
         )
+    if kind in ("sum", "mean", "quantiles") and _public_bounds(request, schema) is None:
+        return _plan_with_dp_bounds(request, k, eps)
     if kind == "sum":
         lower, upper = _bounds(request, schema)
         sens = k * max(abs(lower), abs(upper))
@@ -210,6 +234,43 @@ def plan_query(schema: DatasetSchema, request: QueryRequest) -> QueryPlan:
     )
 
 
+def _plan_with_dp_bounds(request: QueryRequest, k: float, eps: float) -> QueryPlan:
+    """A sum, mean or quantiles without public bounds: DP bounds first, then the statistic."""
+    from safesynth.gateway.dp.bounds import bounds_event
+
+    eps_bounds = eps * DP_BOUNDS_SHARE
+    rest = eps - eps_bounds
+    first = bounds_event(eps_bounds, int(k))
+    if request.kind == "sum":
+        events: tuple[DpEvent, ...] = (first, LaplaceEvent(scale=1.0 / rest, sensitivity=1.0))
+        return QueryPlan(request, events, "dp_bounds+laplace", k, (rest,), bounds_epsilon=eps_bounds)
+    if request.kind == "mean":
+        half = rest / 2.0
+        events = (
+            first,
+            LaplaceEvent(scale=1.0 / half, sensitivity=1.0),
+            DiscreteLaplaceEvent(scale=k / half, sensitivity=int(k)),
+        )
+        return QueryPlan(
+            request,
+            events,
+            "dp_bounds+laplace(sum)/discrete_laplace(count)",
+            k,
+            (half, half),
+            bounds_epsilon=eps_bounds,
+        )
+    qs = request.quantiles or ()
+    part = rest / len(qs)
+    return QueryPlan(
+        request,
+        (first, ExponentialEvent(epsilon=part, count=len(qs))),
+        "dp_bounds+exponential",
+        k,
+        tuple(part for _ in qs),
+        bounds_epsilon=eps_bounds,
+    )
+
+
 # -------------------------------------------------------------------------------------------- running
 def _counts_float(rng: RandomSource, counts: np.ndarray, plan: QueryPlan, epsilon: float) -> np.ndarray:
     import numpy as np
@@ -224,7 +285,11 @@ def _counts_float(rng: RandomSource, counts: np.ndarray, plan: QueryPlan, epsilo
 def run_query(
     plan: QueryPlan, schema: DatasetSchema, data: pd.DataFrame | QueryTable, rng: RandomSource
 ) -> QueryAnswer:
-    """Run the planned mechanisms on the private ``data`` (a frame, or its cached :class:`QueryTable`)."""
+    """Run the planned mechanisms on the private ``data`` (a frame, or its cached :class:`QueryTable`).
+
+    ``QueryAnswer.ran`` lists every mechanism run, as (event kind, epsilon), in the order of
+    ``plan.events``: what was charged is what ran.
+    """
     import numpy as np
 
     from safesynth.gateway.dp.mechanisms import exponential_mechanism, laplace_mechanism
@@ -232,13 +297,25 @@ def run_query(
     table = data if isinstance(data, QueryTable) else QueryTable(data, schema)
     request = plan.request
     selected = table.mask(request.filters)
+    ran: list[tuple[str, float]] = []
     if request.kind == "count":
         noisy = _counts_float(rng, np.array([int(selected.sum())]), plan, plan.epsilon_parts[0])
-        return QueryAnswer(value=float(noisy[0]))
+        ran.append((DiscreteLaplaceEvent.kind, plan.epsilon_parts[0]))
+        return QueryAnswer(value=float(noisy[0]), ran=tuple(ran))
     assert request.column is not None
+    notes: tuple[str, ...] = ()
     if request.kind in ("sum", "mean", "quantiles") or plan.edges:
         column = table.numeric(request.column)
         raw = column[selected & ~np.isnan(column)]
+    if plan.bounds_epsilon is not None:
+        from safesynth.gateway.dp.bounds import dp_bounds
+
+        k = int(plan.sensitivity)
+        lower, upper = dp_bounds(raw, epsilon=plan.bounds_epsilon, sensitivity=k, rng=rng)
+        ran.append((DiscreteLaplaceEvent.kind, plan.bounds_epsilon))
+        notes = (f"DP bounds [{lower:.6g}, {upper:.6g}]",)
+        sensitivity = k * max(abs(lower), abs(upper)) if request.kind in ("sum", "mean") else float(k)
+        plan = replace(plan, lower=lower, upper=upper, sensitivity=sensitivity)
     if request.kind in ("sum", "mean"):
         assert plan.lower is not None and plan.upper is not None
         values = np.clip(raw, plan.lower, plan.upper)
@@ -249,19 +326,22 @@ def run_query(
                 np.array([total]), sensitivity=plan.sensitivity, scale=plan.sensitivity / sum_eps, rng=rng
             )[0]
         )
+        ran.append((LaplaceEvent.kind, sum_eps))
         if request.kind == "sum":
-            return QueryAnswer(value=noisy_sum)
+            return QueryAnswer(value=noisy_sum, notes=notes, ran=tuple(ran))
         noisy_count = float(
             _counts_float(rng, np.array([len(values)]), _count_plan(plan), plan.epsilon_parts[1])[0]
         )
+        ran.append((DiscreteLaplaceEvent.kind, plan.epsilon_parts[1]))
         mean = noisy_sum / max(noisy_count, 1.0)
-        return QueryAnswer(value=float(min(max(mean, plan.lower), plan.upper)))
+        return QueryAnswer(value=float(min(max(mean, plan.lower), plan.upper)), notes=notes, ran=tuple(ran))
     if request.kind == "histogram":
         bars: tuple[tuple[str, float | None, float | None, float], ...]
         if plan.edges:
             values = np.clip(raw, plan.edges[0], plan.edges[-1])
             counts, _ = np.histogram(values, bins=np.asarray(plan.edges))
             noisy = _counts_float(rng, counts, plan, plan.epsilon_parts[0])
+            ran.append((DiscreteLaplaceEvent.kind, plan.epsilon_parts[0]))
             bars = tuple(
                 (label, plan.edges[i], plan.edges[i + 1], max(0.0, float(noisy[i])))
                 for i, label in enumerate(plan.labels)
@@ -270,11 +350,13 @@ def run_query(
             labels = plan.labels
             if plan.selection is not None:
                 labels = _select_categories(table, selected, request.column, plan, rng)
+                ran.append((PartitionSelectionEvent.kind, plan.selection[0]))
             counts = table.label_counts(request.column, selected, labels)
             noisy = _counts_float(rng, counts, plan, plan.epsilon_parts[-1])
+            ran.append((DiscreteLaplaceEvent.kind, plan.epsilon_parts[-1]))
             bars = tuple((label, None, None, max(0.0, float(noisy[i]))) for i, label in enumerate(labels))
-        return QueryAnswer(histogram=bars)
-    # quantiles: exponential mechanism over a public grid
+        return QueryAnswer(histogram=bars, ran=tuple(ran))
+    # quantiles: exponential mechanism over a public grid of the (public or DP) bounds
     assert plan.lower is not None and plan.upper is not None
     values = np.sort(np.clip(raw, plan.lower, plan.upper))
     grid = np.linspace(plan.lower, plan.upper, QUANTILE_GRID)
@@ -285,7 +367,8 @@ def run_query(
         scores = -np.abs(below - q * n)
         index = exponential_mechanism(scores, sensitivity=plan.sensitivity, epsilon=part, rng=rng)
         out.append((float(q), float(grid[int(index)])))
-    return QueryAnswer(quantiles=tuple(out))
+    ran.append((ExponentialEvent.kind, sum(plan.epsilon_parts)))
+    return QueryAnswer(quantiles=tuple(out), notes=notes, ran=tuple(ran))
 
 
 def _select_categories(
@@ -314,7 +397,7 @@ def _select_categories(
 
 def _count_plan(plan: QueryPlan) -> QueryPlan:
     """The count half of a mean: sensitivity k (rows per unit), not the sum's."""
-    schema_k = plan.events[1]
+    schema_k = plan.events[-1]
     k = float(getattr(schema_k, "sensitivity", 1))
     return QueryPlan(plan.request, plan.events, plan.mechanism, k, plan.epsilon_parts)
 

@@ -135,7 +135,7 @@ def test_invalid_queries_spend_nothing(home: Home, body: dict[str, object]) -> N
     assert home.gateway.ledger.size == size
 
 
-def test_sum_without_public_bounds_is_refused(tmp_path: Path) -> None:
+def test_histogram_without_public_bounds_is_refused_and_sum_uses_dp_bounds(tmp_path: Path) -> None:
     home = make_home(tmp_path)
     try:
         schema = SCHEMA.model_copy(
@@ -154,16 +154,22 @@ def test_sum_without_public_bounds_is_refused(tmp_path: Path) -> None:
             upload=csv_bytes(50),
             filename="x.csv",
         )
+        size = home.gateway.ledger.size
         with pytest.raises(InvalidRequest, match="public bounds"):
             home.gateway.query(
-                admin, "nb", wire.QueryRequest(kind="sum", column="income", epsilon=0.1, purpose="p")
+                admin, "nb", wire.QueryRequest(kind="histogram", column="income", epsilon=0.1, purpose="p")
             )
+        assert home.gateway.ledger.size == size
+        dp = home.gateway.query(
+            admin, "nb", wire.QueryRequest(kind="sum", column="income", epsilon=0.1, purpose="p")
+        )
+        assert dp.value is not None and len(dp.events) == 2 and "DP bounds" in dp.mechanism
         ok = home.gateway.query(
             admin,
             "nb",
             wire.QueryRequest(kind="sum", column="income", bounds=(0, 1e5), epsilon=0.1, purpose="p"),
         )
-        assert ok.value is not None
+        assert ok.value is not None and len(ok.events) == 1
     finally:
         home.gateway.close()
 
