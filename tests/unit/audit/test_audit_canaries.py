@@ -73,8 +73,7 @@ def test_canaries_come_from_the_public_schema_only() -> None:
     assert set(canaries["color"]) <= {"red", "green", "blue"}
     assert canaries["city"].str.startswith("cnry-").all() and canaries["city"].is_unique
     assert canaries["age"].between(18, 90).all() and (canaries["age"] == canaries["age"].round()).all()
-    # pushed to the bounds: most values in the outer fifths of [18, 90]
-    assert ((canaries["age"] < 32.4) | (canaries["age"] > 75.6)).mean() > 0.6
+    assert canaries["age"].nunique() > 50  # spread over the public range
     assert canaries["note"].str.len().le(40).all()
     assert not canaries.drop(columns="pid").duplicated().any()
     # same generator state, same canaries: nothing but the schema and the generator goes in

@@ -2,7 +2,7 @@
 
 A release audit's lower bound uses real pool records, which a DP engine barely depends on: the bound
 stays near 0 whatever the engine does. Canaries are *synthetic, atypical* records made from the public
-schema only (never from private data): unseen category tokens, numeric values pushed to the public
+schema only (never from private data): unseen category tokens, numeric values spread over the public
 bounds, random text tokens. Each canary enters the engine's input independently with probability 1/2
 (Steinke, Nasr & Jagielski 2023, "Privacy auditing with one (1) training run"); the engine runs once on
 the training rows plus the included canaries; each canary is scored by how closely the output
@@ -70,9 +70,9 @@ def _hex(gen: np.random.Generator, n: int = 10) -> str:
 
 def _numeric_value(spec: ColumnSpec, gen: np.random.Generator) -> float:
     if spec.lower is not None and spec.upper is not None:
-        # Beta(0.3, 0.3) puts most of the mass near the bounds: values at the edges are atypical.
-        u = float(gen.beta(0.3, 0.3))
-        value = spec.lower + u * (spec.upper - spec.lower)
+        # Uniform over the public range: spread out, so that no two canaries (or a canary and a real
+        # row) share every value by chance; the combination with fresh tokens makes them atypical.
+        value = spec.lower + float(gen.random()) * (spec.upper - spec.lower)
     elif spec.lower is not None:
         value = spec.lower + float(10 ** gen.uniform(0.0, 6.0))
     elif spec.upper is not None:
@@ -90,7 +90,7 @@ def make_canaries(schema: DatasetSchema, n: int, rng: np.random.Generator) -> pd
     """``n`` atypical records from the public ``schema`` alone (no private data is read).
 
     Categorical: a fresh token (or, with public categories, a uniformly random category, so that the
-    combination is rare); numeric: a value near the public bounds (or of random magnitude); text: random
+    combination is rare); numeric: uniform over the public bounds (or of random magnitude); text: random
     tokens; identifier and person columns: a fresh unique id. Every canary is distinct.
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:
@@ -254,7 +254,7 @@ def canary_scores(canaries: pd.DataFrame, synthetic: pd.DataFrame, schema: Datas
 
     Per canary: the largest number of matching tabular columns over the output's rows (categorical equal;
     numeric in the same cell of
-    width 1% of the column's spread over canaries and output), plus, per text column, the share
+    width 0.1% of the column's spread over canaries and output), plus, per text column, the share
     of the canary's tokens found anywhere in the output's text. Reads no private rows.
     """
     m = len(canaries)
@@ -286,7 +286,7 @@ def canary_scores(canaries: pd.DataFrame, synthetic: pd.DataFrame, schema: Datas
                 allv = np.concatenate([c, s])
                 finite = allv[np.isfinite(allv)]
                 spread = float(finite.max() - finite.min()) if finite.size else 1.0
-                width = max(spread * 0.01, 1e-9)
+                width = max(spread * 0.001, 1e-9)
                 # a match is |a - b| <= width: compare both the floor cell and the nearest cell boundary
                 can_codes[:, j] = np.where(np.isfinite(c), np.floor(np.nan_to_num(c) / width), -(2**62))
                 syn_codes[:, j] = np.where(np.isfinite(s), np.floor(np.nan_to_num(s) / width), -(2**62) + 1)
