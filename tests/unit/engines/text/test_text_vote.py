@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -76,3 +77,36 @@ def test_person_unit_keeps_at_most_m_rows_and_reports_sensitivity() -> None:
 def test_empty_corpus_votes_nothing() -> None:
     hist = PrivateCorpus({None: []}).vote_histogram(None, _CAND_EMB, embedder=_EMB, k=1)
     assert hist.tolist() == [0.0, 0.0, 0.0, 0.0]
+
+
+def test_hubness_penalty_matches_a_hand_computed_reference() -> None:
+    import numpy as np
+
+    from safesynth.gateway.engines.text.embed import hubness_penalty
+
+    cands = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    # similarities: c0-c1 0.6, c0-c2 0, c1-c2 0.8; with 1 neighbour: half the best other similarity
+    np.testing.assert_allclose(hubness_penalty(cands, neighbours=1), [0.3, 0.4, 0.4])
+    # with 2 neighbours: half the mean of both others
+    np.testing.assert_allclose(hubness_penalty(cands, neighbours=2), [0.15, 0.35, 0.2])
+    np.testing.assert_allclose(hubness_penalty(cands[:1]), [0.0])
+
+
+def test_the_penalty_moves_votes_but_each_text_still_has_norm_one() -> None:
+    import numpy as np
+
+    from safesynth.gateway.engines.text.embed import HashingEmbedder, hubness_penalty
+    from safesynth.gateway.engines.text.vote import PrivateCorpus
+
+    embedder = HashingEmbedder()
+    cands = embedder.embed(["call me now please", "the the the a a a of of and to call", "free prize"])
+    texts = ["call me", "free prize now", "a the of"]
+    corpus = PrivateCorpus({None: texts})
+    for penalty in (None, hubness_penalty(cands), np.array([0.0, 10.0, 0.0])):
+        one = PrivateCorpus({None: texts[:2]})
+        full = corpus.vote_histogram(None, cands, embedder=embedder, k=2, penalty=penalty)
+        less = one.vote_histogram(None, cands, embedder=embedder, k=2, penalty=penalty)
+        assert np.linalg.norm(full - less) == pytest.approx(1.0)
+    # a huge penalty on the generic candidate takes every vote away from it
+    hist = corpus.vote_histogram(None, cands, embedder=embedder, k=1, penalty=np.array([0.0, 10.0, 0.0]))
+    assert hist[1] == 0.0 and hist.sum() == pytest.approx(3.0)

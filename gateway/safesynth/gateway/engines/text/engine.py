@@ -44,7 +44,7 @@ from safesynth.gateway.engines.text.accounting import (
     max_candidates,
     noise_events,
 )
-from safesynth.gateway.engines.text.embed import Embedder, make_embedder
+from safesynth.gateway.engines.text.embed import Embedder, hubness_penalty, make_embedder
 from safesynth.gateway.engines.text.errors import SizeGateFailed
 from safesynth.gateway.engines.text.generate import CandidateGenerator, GenerationBudget, GenerationRunner
 from safesynth.gateway.engines.text.options import TextOptions, resolve_options
@@ -377,7 +377,9 @@ class _Run:
         for t in range(1, t_total + 1):
             embeddings = [self.embedder.embed(p) if p else None for p in populations]
             clean = [
-                self.corpus.vote_histogram(key, emb, embedder=self.embedder, k=self.opts.k)
+                self.corpus.vote_histogram(
+                    key, emb, embedder=self.embedder, k=self.opts.k, penalty=self._penalty(emb)
+                )
                 if emb is not None
                 else np.zeros(0, dtype=np.float64)
                 for key, emb in zip(keys, embeddings, strict=True)
@@ -405,6 +407,12 @@ class _Run:
             self.ctx.check_cancelled()
         self.ctx.progress("text.done", 1.0)
         return out_texts, out_labels
+
+    def _penalty(self, embeddings: Any) -> npt.NDArray[np.float64] | None:
+        """The hubness correction of one label's candidates (public: candidates only)."""
+        if self.opts.hubness == "none":
+            return None
+        return hubness_penalty(embeddings)
 
     def _offspring(
         self, pop: Sequence[str], picks: npt.NDArray[np.int64], repeat: npt.NDArray[np.bool_], key: str | None
@@ -449,6 +457,7 @@ class _Run:
             "mechanisms_run": list(self.mechanisms_run),
             "model": self.model,
             "embedding": self.embedder.name,
+            "hubness": self.opts.hubness,
             "generation": self.generator.stats.to_json(),
             "length_budget": {"max_tokens": self.opts.max_tokens, "max_chars": self.opts.max_chars},
             "seconds": round(seconds, 3),

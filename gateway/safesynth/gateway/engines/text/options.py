@@ -21,6 +21,8 @@ Options (all public; unknown keys are refused):
                        default) or "balanced" (equal rows for every label with a positive noisy
                        count; a public choice, i.e. post-processing: costs nothing, same events)
 ``embedding``          "hashing" or "model" (default "hashing", see benchmarks/results/text.md)
+``hubness``            "csls" (default: votes corrected for hub candidates, see ``embed.hubness_penalty``)
+                       or "none" (plain nearest neighbours)
 ``max_tokens``         generated tokens per text (default 64)
 ``max_chars``          characters per text, also the truncation of private texts (default: the
                        column's ``max_length``, else 280)
@@ -75,6 +77,7 @@ class TextOptions:
     output_selection: str = "sample"
     label_mix: str = "dp_shares"
     embedding: str = "hashing"
+    hubness: str = "csls"
     max_tokens: int = 64
     max_chars: int = _DEFAULT_MAX_CHARS
     temperature: float = 1.0
@@ -133,6 +136,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "selection": ("sample", "rank"),
     "output_selection": ("sample", "rank"),
     "label_mix": LABEL_MIXES,
+    "hubness": ("csls", "none"),
     "embedding": EMBEDDINGS,
 }
 _TEXT_LISTS = ("topics", "styles", "tones")

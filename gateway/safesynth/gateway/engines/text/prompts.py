@@ -10,8 +10,8 @@ Nothing here ever sees a private text. A prompt is made of:
 * for a variation: the parent text, itself a candidate generated from public prompts and selected by
   the DP histogram (post-processing of a DP output).
 
-The shared instruction comes first and the varying part last so that llama.cpp reuses the cached
-prefix across a batch.
+The shared instruction (corpus, label, length) comes first and the varying part (topic, style, tone,
+parent) last, so that llama.cpp reuses the cached prefix across the prompts of a label.
 """
 
 from __future__ import annotations
@@ -123,8 +123,8 @@ class PromptBuilder:
         style = self.styles[int(gen.integers(len(self.styles)))]
         tone = self.tones[int(gen.integers(len(self.tones)))]
         user = (
-            f"Data set: {self.corpus_description}.\nWrite one new entry of this data set about {topic}, "
-            f"{style}, in a {tone} tone.{self._label_phrase(label)}{self._length_phrase()}"
+            f"Data set: {self.corpus_description}.{self._label_phrase(label)}{self._length_phrase()}\n"
+            f"Write one new entry of this data set about {topic}, {style}, in a {tone} tone."
         )
         return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": user}]
 
@@ -132,7 +132,7 @@ class PromptBuilder:
         """A prompt for a variation of ``parent`` (a public candidate chosen through the DP histogram)."""
         tone = self.tones[int(gen.integers(len(self.tones)))]
         user = (
-            f"Data set: {self.corpus_description}.\nRewrite this entry with some different words and "
-            f"details, same length, in a {tone} tone.{self._label_phrase(label)}\nEntry: {parent}"
+            f"Data set: {self.corpus_description}.{self._label_phrase(label)}\nRewrite this entry with "
+            f"some different words and details, same length, in a {tone} tone.\nEntry: {parent}"
         )
         return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": user}]

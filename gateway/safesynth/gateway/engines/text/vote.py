@@ -102,12 +102,20 @@ class PrivateCorpus:
         return np.array([len(self._texts.get(lab, [])) for lab in labels], dtype=np.float64)
 
     def vote_histogram(
-        self, label: str | None, candidate_embeddings: Matrix, *, embedder: Embedder, k: int
+        self,
+        label: str | None,
+        candidate_embeddings: Matrix,
+        *,
+        embedder: Embedder,
+        k: int,
+        penalty: npt.NDArray[np.float64] | None = None,
     ) -> npt.NDArray[np.float64]:
         """Votes of this label's private texts for the candidates: the input of the noisy histogram.
 
         Each private text adds ``1/sqrt(k_eff)`` to each of its ``k_eff = min(k, n_candidates)``
-        nearest candidates (distinct), so its contribution vector has L2 norm exactly 1.
+        nearest candidates (distinct), so its contribution vector has L2 norm exactly 1. ``penalty``
+        (a function of the public candidates only, e.g. the hubness correction) shifts the candidates'
+        similarities before the nearest ones are chosen.
         """
         n_cand = candidate_embeddings.shape[0]
         hist = np.zeros(n_cand, dtype=np.float64)
@@ -117,7 +125,7 @@ class PrivateCorpus:
         if label not in self._embedded:
             self._embedded[label] = embedder.embed(texts)
         k_eff = min(k, n_cand)
-        neighbours = top_k_neighbours(self._embedded[label], candidate_embeddings, k_eff)
+        neighbours = top_k_neighbours(self._embedded[label], candidate_embeddings, k_eff, penalty=penalty)
         np.add.at(hist, neighbours.ravel(), 1.0 / math.sqrt(k_eff))
         return hist
 
