@@ -504,13 +504,237 @@ def release(
 # ============================================================================================== audit
 
 
+#: Uploads above this size are converted from CSV to Parquet first (the gateway limits request bodies).
+_CONVERT_ABOVE = 512 * 1024
+
+
+def _table_upload(path: Path, fmt: str | None) -> tuple[bytes, str]:
+    """The file's bytes and format; a large CSV becomes Parquet (cells kept as text) when pandas is there."""
+    fmt = fmt or ("parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv")
+    data = path.read_bytes()
+    if fmt != "csv" or len(data) <= _CONVERT_ABOVE:
+        return data, fmt
+    try:
+        import io
+
+        import pandas as pd
+    except ImportError:  # the base install: send the CSV as it is
+        return data, fmt
+    frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=True)
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False, compression="zstd")
+    return buffer.getvalue(), "parquet"
+
+
+def _show_summary(report: Any) -> None:
+    if report.accountant_epsilon is not None:
+        click.echo(f"  accountant epsilon: {report.accountant_epsilon:g}")
+    if report.empirical_epsilon_lower_bound is not None:
+        click.echo(f"  empirical epsilon lower bound: {report.empirical_epsilon_lower_bound:g}")
+    for attack in report.attacks:
+        tprs = ", ".join(f"TPR {p.tpr:.3f} @ FPR {p.fpr:g}" for p in attack.tpr_at_fpr)
+        click.echo(f"  {attack.name}: AUC {attack.auc:.3f}" + (f"; {tprs}" if tprs else ""))
+    for name, value in report.metrics.items():
+        click.echo(f"  {name}: {'-' if value is None else f'{value:.4g}'}")
+
+
+def _external_audit(
+    client: Any,
+    release_file: Path,
+    dataset: str,
+    purpose: str,
+    fmt: str | None,
+    claimed_epsilon: float | None,
+    claimed_delta: float,
+    as_json: bool,
+) -> None:
+    data, fmt = _table_upload(release_file, fmt)
+    result = client.audits.external(
+        dataset,
+        data,
+        purpose=purpose,
+        format=fmt,
+        claimed_epsilon=claimed_epsilon,
+        claimed_delta=claimed_delta,
+    )
+
+    def human() -> None:
+        click.echo(
+            f"external table {release_file.name} ({result.rows} rows, sha256 {result.table_sha256[:16]}...) "
+            f"against {result.dataset}: {result.verdict} [{result.rule}]"
+        )
+        click.echo(f"  {result.reason}")
+        _show_summary(result.audit)
+        if result.ignored_columns:
+            click.echo(f"  ignored columns (not in the schema): {', '.join(result.ignored_columns)}")
+        click.echo(f"scope {result.scope}; meaningful:")
+        for line in result.meaningful:
+            click.echo(f"  - {line}")
+        click.echo("caveats:")
+        for line in result.caveats:
+            click.echo(f"  - {line}")
+        left = "" if result.audits_left_today is None else f"; {result.audits_left_today} left today"
+        click.echo(f"recorded in the ledger as entry #{result.audit_seq} by {result.requested_by}{left}")
+
+    _emit(result, as_json, human)
+
+
+def _canary_audit(
+    client: Any,
+    dataset: str,
+    request: dict[str, Any],
+    dry_run: bool,
+    no_wait: bool,
+    quiet: bool,
+    timeout: float | None,
+    as_json: bool,
+) -> None:
+    if dry_run:
+        plan = client.audits.plan_canary(dataset, **request)
+
+        def human_plan() -> None:
+            click.echo(
+                f"canary audit of {dataset} with engine {plan.engine.split(':')[-1]}: charges epsilon "
+                f"{plan.epsilon:g}, delta {plan.delta:g} ({plan.method}); output never released"
+            )
+            click.echo(f"  admitted now: {plan.admitted}; epsilon remaining: {plan.epsilon_remaining}")
+
+        _emit(plan, as_json, human_plan)
+        return
+    job = client.audits.submit_canary(dataset, **request)
+    if no_wait:
+        _emit(job, as_json, lambda: click.echo(_job_line(job)))
+        return
+    client.jobs.wait(job.id, timeout=timeout, progress=not quiet and not as_json)
+    result = client.audits.canary_result(job.id)
+
+    def human() -> None:
+        click.echo(f"canary audit {result.job_id} of {result.dataset} ({result.engine}): {result.verdict}")
+        click.echo(f"  {result.reason}")
+        click.echo(
+            f"  empirical epsilon lower bound {result.empirical_epsilon_lower_bound:.4g} "
+            f"({result.confidence:.0%}, {result.method}) "
+            f"vs accountant epsilon {result.accountant_epsilon:.4g}"
+        )
+        click.echo(
+            f"  canaries {result.n_canaries} ({result.n_included} included); AUC {result.auc:.3f}; "
+            f"TPR@1% {result.tpr_at_fpr_1pct:.3f}; TPR@10% {result.tpr_at_fpr_10pct:.3f}"
+        )
+        click.echo(
+            f"  ledger: spend #{result.spend_seq}, design #{result.design_seq}, audit #{result.audit_seq}; "
+            "the run's output was not released"
+        )
+
+    _emit(result, as_json, human)
+
+
 @click.command()
-@click.argument("release_id")
-@click.option("--quality", is_flag=True, help="Also show the quality report.")
+@click.argument("release_id", required=False)
+@click.option("--quality", is_flag=True, help="Also show the quality report (release audits).")
+@click.option(
+    "--release-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Audit this table (CSV or Parquet, made by any tool) against --dataset (admin, auditor).",
+)
+@click.option("--dataset", envvar="SAFESYNTH_DATASET", help="The registered dataset to audit against.")
+@click.option(
+    "--purpose", help="Why the audit is needed (recorded in the ledger; required with --release-file)."
+)
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), help="Format of --release-file.")
+@click.option(
+    "--claimed-epsilon",
+    type=click.FloatRange(min=0),
+    help="The other tool's DP claim, checked against the lower bound (under the stated assumption).",
+)
+@click.option("--claimed-delta", type=click.FloatRange(min=0), default=0.0, help="The other tool's delta.")
+@click.option(
+    "--canaries",
+    is_flag=True,
+    help="Run a canary audit of --dataset (an audit-only engine run, charged like a synthesis).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["tabular", "text"]),
+    default="tabular",
+    show_default=True,
+    help="Engine of the canary run.",
+)
+@click.option("--epsilon", type=click.FloatRange(min=0, min_open=True), help="Canary run: target epsilon.")
+@click.option("--delta", type=click.FloatRange(min=0), help="Canary run: target delta.")
+@click.option("--rows", type=click.IntRange(min=1), help="Canary run: rows (default: a DP estimate).")
+@click.option("--option", "option_pairs", multiple=True, help="Canary run: engine option KEY=VALUE.")
+@click.option(
+    "--n-canaries", type=click.IntRange(10, 10_000), default=500, show_default=True, help="Canaries."
+)
+@click.option("--dry-run", is_flag=True, help="Canary run: show the cost only (spends nothing).")
+@click.option("--no-wait", is_flag=True, help="Canary run: print the queued job and return at once.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--timeout", type=click.FloatRange(min=0), help="Give up waiting after this many seconds.")
 @_remote
-def audit(release_id: str, quality: bool, url: str | None, token: str | None, as_json: bool) -> None:
-    """Show a release's privacy audit (aggregates only) and optionally its quality."""
+def audit(
+    release_id: str | None,
+    quality: bool,
+    release_file: Path | None,
+    dataset: str | None,
+    purpose: str | None,
+    fmt: str | None,
+    claimed_epsilon: float | None,
+    claimed_delta: float,
+    canaries: bool,
+    engine: str,
+    epsilon: float | None,
+    delta: float | None,
+    rows: int | None,
+    option_pairs: tuple[str, ...],
+    n_canaries: int,
+    dry_run: bool,
+    no_wait: bool,
+    quiet: bool,
+    timeout: float | None,
+    url: str | None,
+    token: str | None,
+    as_json: bool,
+) -> None:
+    """Show a release's privacy audit, audit an external table, or run a canary audit.
+
+    \b
+    safesynth audit RELEASE_ID [--quality]
+    safesynth audit --release-file FILE --dataset D --purpose TEXT
+    safesynth audit --canaries --dataset D --epsilon E --purpose TEXT [--dry-run]
+
+    All results are aggregates only. An external table's audit is labelled external-table/v1 (it was
+    not generated under the dataset's audit design: read its caveats); it is recorded in the ledger.
+    """
+    modes = sum((release_id is not None, release_file is not None, canaries))
+    if modes != 1:
+        raise click.UsageError("give exactly one of RELEASE_ID, --release-file or --canaries")
+    if (release_file is not None or canaries) and not dataset:
+        raise click.UsageError("--dataset is required with --release-file and --canaries")
+    if (release_file is not None or canaries) and not purpose:
+        raise click.UsageError("--purpose is required with --release-file and --canaries (it is recorded)")
+    if canaries and epsilon is None:
+        raise click.UsageError("--epsilon is required with --canaries")
     with _client(url, token, as_json) as client:
+        if release_file is not None:
+            assert dataset is not None and purpose is not None
+            _external_audit(
+                client, release_file, dataset, purpose, fmt, claimed_epsilon, claimed_delta, as_json
+            )
+            return
+        if canaries:
+            assert dataset is not None and purpose is not None and epsilon is not None
+            request = {
+                "epsilon": epsilon,
+                "purpose": purpose,
+                "engine": engine,
+                "delta": delta,
+                "rows": rows,
+                "options": _options(option_pairs),
+                "n_canaries": n_canaries,
+            }
+            _canary_audit(client, dataset, request, dry_run, no_wait, quiet, timeout, as_json)
+            return
+        assert release_id is not None
         report = client.releases.audit(release_id)
         q = client.releases.quality(release_id) if quality else None
         if as_json:
@@ -520,15 +744,7 @@ def audit(release_id: str, quality: bool, url: str | None, token: str | None, as
             click.echo(json.dumps(data, indent=2))
             return
         click.echo(f"audit of release {report.release_id}: {report.verdict}")
-        if report.accountant_epsilon is not None:
-            click.echo(f"  accountant epsilon: {report.accountant_epsilon:g}")
-        if report.empirical_epsilon_lower_bound is not None:
-            click.echo(f"  empirical epsilon lower bound: {report.empirical_epsilon_lower_bound:g}")
-        for attack in report.attacks:
-            tprs = ", ".join(f"TPR {p.tpr:.3f} @ FPR {p.fpr:g}" for p in attack.tpr_at_fpr)
-            click.echo(f"  {attack.name}: AUC {attack.auc:.3f}" + (f"; {tprs}" if tprs else ""))
-        for name, value in report.metrics.items():
-            click.echo(f"  {name}: {'-' if value is None else f'{value:.4g}'}")
+        _show_summary(report)
         if q is not None:
             click.echo("quality:")
             for name, value in q.metrics.items():
