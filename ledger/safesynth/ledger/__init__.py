@@ -17,6 +17,7 @@ from safesynth.ledger.checkpoint import (
 )
 from safesynth.ledger.entry import ENTRY_TAG, Entry, canonical_json, decimal_string, parse_entry_json
 from safesynth.ledger.errors import (
+    AppenderClosedError,
     ForkDetectedError,
     InvalidCheckpointError,
     InvalidEntryError,
@@ -35,10 +36,12 @@ from safesynth.ledger.keys import Signer, Verifier, load_verifier
 from safesynth.ledger.proofs import ConsistencyProof, InclusionProof, SignedCheckpoint, verify_proof_bundle
 
 if TYPE_CHECKING:
+    from safesynth.ledger.appender import Appender
     from safesynth.ledger.store import AppendRequest, AppendResult, LedgerStore
     from safesynth.ledger.view import LedgerView, Projection
 
 _LAZY = {
+    "Appender": "safesynth.ledger.appender",
     "AppendRequest": "safesynth.ledger.store",
     "AppendResult": "safesynth.ledger.store",
     "LedgerStore": "safesynth.ledger.store",
@@ -59,6 +62,8 @@ __all__ = [
     "ROTATION_KIND",
     "AppendRequest",
     "AppendResult",
+    "Appender",
+    "AppenderClosedError",
     "Checkpoint",
     "ConsistencyProof",
     "Entry",

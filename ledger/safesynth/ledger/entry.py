@@ -33,6 +33,7 @@ __all__ = [
     "format_timestamp",
     "parse_entry_json",
     "parse_json_payload",
+    "scan_entry_json",
     "utc_now",
     "validate_kind",
 ]
@@ -52,7 +53,7 @@ _FIELDS = frozenset({"seq", "kind", "payload", "timestamp", "actor"})
 
 def validate_kind(kind: str) -> str:
     """Return ``kind`` if it is a versioned kind such as ``"spend/v1"``; else raise InvalidEntryError."""
-    if not isinstance(kind, str) or not _KIND_RE.match(kind):
+    if not isinstance(kind, str) or not _KIND_RE.fullmatch(kind):
         raise InvalidEntryError(
             f"entry kind {kind!r} is not a versioned kind like 'spend/v1' (lowercase name, '/v', a number)"
         )
@@ -228,7 +229,7 @@ class Entry:
         if not isinstance(actor, str) or not actor or len(actor) > 256:
             raise InvalidEntryError("actor must be a non-empty string of at most 256 characters")
         ts = utc_now() if timestamp is None else timestamp
-        if not _TS_RE.match(ts):
+        if not _TS_RE.fullmatch(ts):
             raise InvalidEntryError(f"timestamp {ts!r} is not RFC 3339 UTC with microseconds")
         plain = _checked(payload, "$.payload")
         try:
@@ -268,40 +269,69 @@ def _refuse_constant(text: str) -> Any:
     raise InvalidEntryError(f"JSON constant {text} is not allowed")
 
 
+# One decoder for every parse (json.loads with hooks builds a new decoder per call, which costs more
+# than decoding a small entry).
+_DECODER = json.JSONDecoder(parse_float=_refuse_float, parse_constant=_refuse_constant)
+
+
+def _loads(data: str | bytes) -> Any:
+    """Strict JSON: UTF-8 only, floats and NaN/Infinity refused (ValueError on malformed input)."""
+    text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
+    return _DECODER.decode(text)
+
+
+def scan_entry_json(data: bytes) -> tuple[dict[str, Any], int, str]:
+    """Parse and check the structure of stored entry bytes, without building an :class:`Entry`.
+
+    Returns ``(object, seq, kind)``. The checks are those of :func:`parse_entry_json` without
+    ``check_canonical`` (offline verification hashes the bytes as they are, so it needs no more).
+    """
+    try:
+        obj = _loads(data)
+    except InvalidEntryError:
+        raise
+    except ValueError as exc:
+        raise InvalidEntryError(f"entry is not valid JSON: {exc}") from exc
+    if type(obj) is not dict or obj.keys() != _FIELDS:
+        raise InvalidEntryError(f"entry must be an object with exactly the fields {sorted(_FIELDS)}")
+    seq, kind, ts, actor = obj["seq"], obj["kind"], obj["timestamp"], obj["actor"]
+    if type(seq) is not int or seq < 0:
+        raise InvalidEntryError("entry seq must be a non-negative integer")
+    if type(kind) is not str or not _KIND_RE.fullmatch(kind):
+        validate_kind(kind)  # raises with the full message
+    if type(obj["payload"]) is not dict:
+        raise InvalidEntryError("entry payload must be an object")
+    if type(ts) is not str or not _TS_RE.fullmatch(ts):
+        raise InvalidEntryError("entry timestamp is malformed")
+    if type(actor) is not str or not actor:
+        raise InvalidEntryError("entry actor is malformed")
+    return obj, seq, kind
+
+
 def parse_entry_json(data: bytes, *, check_canonical: bool = True) -> Entry:
     """Parse stored entry bytes back into an :class:`Entry`.
 
     With ``check_canonical`` the bytes must equal the RFC 8785 form of what they parse to.
     """
-    try:
-        obj = json.loads(data, parse_float=_refuse_float, parse_constant=_refuse_constant)
-    except InvalidEntryError:
-        raise
-    except ValueError as exc:
-        raise InvalidEntryError(f"entry is not valid JSON: {exc}") from exc
-    if not isinstance(obj, dict) or set(obj) != _FIELDS:
-        raise InvalidEntryError(f"entry must be an object with exactly the fields {sorted(_FIELDS)}")
-    seq, kind, payload, ts, actor = obj["seq"], obj["kind"], obj["payload"], obj["timestamp"], obj["actor"]
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-        raise InvalidEntryError("entry seq must be a non-negative integer")
-    validate_kind(kind)
-    if not isinstance(payload, dict):
-        raise InvalidEntryError("entry payload must be an object")
-    if not isinstance(ts, str) or not _TS_RE.match(ts):
-        raise InvalidEntryError("entry timestamp is malformed")
-    if not isinstance(actor, str) or not actor:
-        raise InvalidEntryError("entry actor is malformed")
+    obj, seq, kind = scan_entry_json(data)
     if check_canonical:
-        _checked(payload, "$.payload")
+        _checked(obj["payload"], "$.payload")
         if _jcs(obj) != bytes(data):
             raise InvalidEntryError("entry bytes are not in RFC 8785 canonical form")
-    return Entry(seq=seq, kind=kind, payload=payload, timestamp=ts, actor=actor, _canonical=bytes(data))
+    return Entry(
+        seq=seq,
+        kind=kind,
+        payload=obj["payload"],
+        timestamp=obj["timestamp"],
+        actor=obj["actor"],
+        _canonical=bytes(data),
+    )
 
 
 def parse_json_payload(text: str | bytes) -> dict[str, Any]:
     """Parse a JSON object meant as a payload, refusing floats (NonCanonicalNumberError)."""
     try:
-        obj = json.loads(text, parse_float=_refuse_float, parse_constant=_refuse_constant)
+        obj = _loads(text)
     except InvalidEntryError:
         raise
     except ValueError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "AppenderClosedError",
     "ForkDetectedError",
     "InvalidCheckpointError",
     "InvalidEntryError",
@@ -89,6 +90,12 @@ class ReadOnlyLedgerError(LedgerError):
     """An append or rotation was attempted on a store opened without a signer."""
 
     code = "ledger_read_only"
+
+
+class AppenderClosedError(LedgerError):
+    """A request was submitted to an :class:`~safesynth.ledger.appender.Appender` after ``close()``."""
+
+    code = "appender_closed"
 
 
 class LedgerVerificationError(LedgerError):

@@ -128,6 +128,7 @@ class LedgerStore:
         self._newest: tuple[int, str] | None = None
         self._lock_fd: int | None = None
         self._keys_cache: tuple[int, KeyHistory] | None = None
+        self._verifier_cache: tuple[Signer, Verifier] | None = None
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         if meta.get("format") != FORMAT or "origin" not in meta:
             raise StoreIntegrityError(f"{path} is not a SafeSynth ledger store ({FORMAT})")
@@ -652,18 +653,34 @@ class LedgerStore:
             return error
         conn = self._conn
         last_text: str | None = None
+        # An entry and its checkpoint are inserted one after the other (the checkpoint insert guard
+        # requires it); the new tree nodes are buffered and written with one executemany per batch
+        # (their guard is per level), before COMMIT and before any rotation.
+        node_rows: list[tuple[int, int, bytes]] = []
+        insert_entry = (
+            "INSERT INTO entries (seq, kind, actor, timestamp, body, leaf_hash) VALUES (?, ?, ?, ?, ?, ?)"
+        )
+        insert_cp = "INSERT INTO checkpoints (size, note) VALUES (?, ?)"
+
+        def flush() -> None:
+            if node_rows:
+                conn.executemany("INSERT INTO nodes (level, idx, hash) VALUES (?, ?, ?)", node_rows)
+                node_rows.clear()
+
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 size = self._size()
                 history = self._key_history()
-                if history.current != self._signer.verifier():
+                if history.current != self._signer_verifier():
                     raise InvalidKeyError("the ledger's key was rotated by another process; reopen it")
                 frontier = self._frontier
                 if frontier is None or frontier.size != size:
                     frontier = self._load_frontier(size)
                 frontier = frontier.copy()
                 results: list[tuple[_Pending, AppendResult]] = []
+                signers = [self._signer] if rotate_to is None else [self._signer, rotate_to]
+                origin = self.origin
                 for p in batch:
                     req = p.request
                     try:
@@ -673,30 +690,26 @@ class LedgerStore:
                                 req.check(view)
                             finally:
                                 view.close()
-                        signers = [self._signer]
                         payload = req.payload
                         if rotate_to is not None:
-                            payload = rotation_payload(self.origin, size, self._signer, rotate_to)
-                            signers = [self._signer, rotate_to]
+                            payload = rotation_payload(origin, size, self._signer, rotate_to)
                         entry = Entry.build(seq=size, kind=req.kind, payload=payload, actor=req.actor)
                     except Exception as exc:  # the caller's check or bad input: skip this request only
                         p.error = exc
                         continue
                     leaf = entry.leaf_hash
                     conn.execute(
-                        "INSERT INTO entries (seq, kind, actor, timestamp, body, leaf_hash) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        insert_entry,
                         (size, entry.kind, entry.actor, entry.timestamp, entry.canonical_bytes, leaf),
                     )
-                    new_nodes = frontier.append(leaf)
-                    if new_nodes:
-                        conn.executemany("INSERT INTO nodes (level, idx, hash) VALUES (?, ?, ?)", new_nodes)
+                    node_rows.extend(frontier.append(leaf))
                     size += 1
-                    head = Checkpoint(self.origin, size, frontier.root())
+                    head = Checkpoint(origin, size, frontier.root())
                     note = sign_checkpoint(head, signers)
                     last_text = note.text()
-                    conn.execute("INSERT INTO checkpoints (size, note) VALUES (?, ?)", (size, last_text))
+                    conn.execute(insert_cp, (size, last_text))
                     if rotate_to is not None:
+                        flush()
                         conn.execute(
                             "INSERT INTO keys (idx, vkey, from_size, rotation_seq) VALUES "
                             "((SELECT COUNT(*) FROM keys), ?, ?, ?)",
@@ -704,6 +717,7 @@ class LedgerStore:
                         )
                     cp = SignedCheckpoint(head, note)
                     results.append((p, AppendResult(entry.seq, leaf, cp, entry)))
+                flush()
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -720,6 +734,7 @@ class LedgerStore:
         self._frontier = frontier
         if rotate_to is not None and results:
             self._signer = rotate_to
+            self._verifier_cache = None
         for p, result in results:
             p.result = result
         for p in batch:
@@ -727,6 +742,15 @@ class LedgerStore:
         if last_text is not None:
             self._newest = (size, last_text)
         return None
+
+    def _signer_verifier(self) -> Verifier:
+        """The current signer's verifier, cached (building one parses the public key)."""
+        assert self._signer is not None
+        cached = self._verifier_cache
+        if cached is None or cached[0] is not self._signer:
+            cached = (self._signer, self._signer.verifier())
+            self._verifier_cache = cached
+        return cached[1]
 
     def _sync_guard(self, size: int) -> None:
         """Make the fork-guard side file hold a checkpoint of at least ``size`` before returning.
