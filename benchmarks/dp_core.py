@@ -417,7 +417,7 @@ def render(r: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "'filter spent' is what the adaptive admission rule (rdp-filter/v1: basic, GDP and 40 Rényi-order "
+        "'filter spent' is what the adaptive admission rule (rdp-filter/v2: basic, GDP and 40 Rényi-order "
         "tests, union bound over them) charges for the same sequence: the price of validity under "
         "adaptive choice. Our value is the minimum over valid methods, so it is never above PLD; "
         "'RDP part' shows the Rényi method alone.",

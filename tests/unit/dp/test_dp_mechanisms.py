@@ -31,7 +31,7 @@ def test_laplace_mechanism_distribution_and_grid() -> None:
     x = np.full(20_000, 3.3)
     y = laplace_mechanism(x, sensitivity=1.0, scale=2.0, rng=RandomSource.seeded(21))
     assert stats.kstest(y - 3.3, stats.laplace(scale=2.0).cdf).pvalue > P_MIN
-    g = release_grid(2.0, x)
+    g = release_grid(2.0)
     assert np.all(y / g == np.round(y / g))
 
 

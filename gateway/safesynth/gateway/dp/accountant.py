@@ -15,6 +15,14 @@ epsilon, with the method's name (all values rounded up; never under-reported):
 * ``pure``: all events pure DP -> sum of epsilons (delta = 0 spent).
 * ``basic``: all events have a finite epsilon and some have delta -> (sum eps, sum delta).
 
+The ``gdp`` and ``pld`` values are computed for the continuous Gaussian; the released Gaussian is an
+exact lattice sample whose density is within a factor e^eta of a post-processing of it on its bulk,
+eta = :data:`~safesynth.gateway.dp.mechanisms.LATTICE_LOG_RATIO_PER_CALL` = 2^-32 per call
+(mechanisms module doc). With n Gaussian calls those two methods report
+eps_cont(delta e^(-n eta)) + 2 n eta (P(S) <= e^eta P'(S) <= e^eta (e^eps Q'(S) + delta_cont) <=
+e^(eps + 2 eta) Q(S) + e^eta delta_cont). ``rdp`` needs no such term (its curve is proven for the
+lattice sampler itself).
+
 These are guarantees for a *fixed* (non-adaptive) sequence. Adaptive admission is the job of
 :mod:`safesynth.gateway.dp.filter`.
 """
@@ -22,7 +30,7 @@ These are guarantees for a *fixed* (non-adaptive) sequence. Adaptive admission i
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,9 +47,10 @@ from safesynth.gateway.dp.events import (
     ZCdpEvent,
     flatten,
 )
+from safesynth.gateway.dp.mechanisms import LATTICE_LOG_RATIO_PER_CALL
 from safesynth.gateway.dp.pld import PLD_DISCRETIZATION, pld_feasible, pld_for
 
-__all__ = ["METHODS", "PrivacyCost", "compose", "smallest_delta"]
+__all__ = ["METHODS", "PrivacyCost", "compose", "lattice_delta", "smallest_delta", "with_lattice_slack"]
 
 #: every method name :func:`compose` may report.
 METHODS = ("gdp", "rdp", "pld", "pure", "basic")
@@ -142,6 +151,31 @@ def _terms(leaves: Sequence[DpEvent], order: float | None) -> tuple[dict[str, An
     return tuple(out)
 
 
+def _lattice_eta(leaves: Sequence[DpEvent]) -> float:
+    """Summed bulk log-ratio of the Gaussian calls in ``leaves`` (one call per unit of count)."""
+    n = sum(e.count for e in leaves if isinstance(e, GaussianEvent))
+    return n * LATTICE_LOG_RATIO_PER_CALL
+
+
+def with_lattice_slack(eps_at: Callable[[float], float], delta: float, eta: float) -> float:
+    """eps_at(delta e^-eta) + 2 eta, rounded up: a valid epsilon for lattice Gaussians whose summed
+    bulk log-ratio is ``eta``, given ``eps_at(d)``, a valid epsilon at delta d for the continuous ones.
+    (The additive e^-1900 of the bulk complement is absorbed by the 1e-12 relative cut of delta.)"""
+    if eta <= 0.0:
+        return eps_at(delta)
+    eps = eps_at(delta * math.exp(-eta) * (1.0 - 1e-12))
+    return math.nextafter(eps + 2.0 * eta * (1.0 + 1e-12), math.inf)
+
+
+def lattice_delta(delta_at: Callable[[float], float], epsilon: float, eta: float) -> float:
+    """e^eta delta_at(epsilon - 2 eta), rounded up (the delta counterpart of :func:`with_lattice_slack`)."""
+    if eta <= 0.0:
+        return delta_at(epsilon)
+    if epsilon <= 2.0 * eta:
+        return 1.0
+    return min(1.0, delta_at(epsilon - 2.0 * eta * (1.0 + 1e-12)) * math.exp(eta) * (1.0 + 1e-12) + 1e-300)
+
+
 def _vdi(epsilon_hint: float) -> float:
     """PLD discretisation: 1e-4 up to epsilon ~10, then relative 1e-5 (keeps PLD fast for large eps)."""
     return max(PLD_DISCRETIZATION, 1e-5 * epsilon_hint)
@@ -167,8 +201,14 @@ def compose(
         return PrivacyCost(0.0, 0.0, "empty", (), {})
     cand: dict[str, float] = {}
     best_order: float | None = None
+    eta = _lattice_eta(leaves)
     if "gdp" in use and (g := _gdp_mu(leaves)) is not None and g[1] < d:
-        cand["gdp"] = gdp_epsilon(g[0], d - g[1])
+        mu, approx_gdp = g
+        eps_gdp = with_lattice_slack(
+            lambda dd: gdp_epsilon(mu, dd - approx_gdp) if dd > approx_gdp else math.inf, d, eta
+        )
+        if math.isfinite(eps_gdp):
+            cand["gdp"] = eps_gdp
     if "rdp" in use:
         total, approx = _rdp_total(leaves)
         if approx < d:
@@ -184,9 +224,11 @@ def compose(
     if "pld" in use and not _gaussian_only(leaves) and pld_feasible(leaves):
         scale_hint = cand.get("rdp", 1.0)
         pld = pld_for(leaves, value_discretization_interval=_vdi(scale_hint))
-        eps_pld = float(pld.get_epsilon_for_delta(d))
+        eps_pld = with_lattice_slack(
+            lambda dd: math.nextafter(max(float(pld.get_epsilon_for_delta(dd)), 0.0), math.inf), d, eta
+        )
         if math.isfinite(eps_pld):
-            cand["pld"] = math.nextafter(max(eps_pld, 0.0), math.inf)
+            cand["pld"] = eps_pld
     if not cand:
         raise InvalidParameter("delta", "too small for the approximate-DP events in this sequence")
     method = min(cand, key=lambda k: cand[k])
@@ -207,8 +249,12 @@ def smallest_delta(
         return PrivacyCost(eps, 0.0, "empty", (), {})
     cand: dict[str, float] = {}
     best_order: float | None = None
+    eta = _lattice_eta(leaves)
     if "gdp" in use and (g := _gdp_mu(leaves)) is not None:
-        cand["gdp"] = min(1.0, gdp_delta(g[0], eps) * (1.0 + 1e-9) + g[1])
+        mu, approx_gdp = g
+        cand["gdp"] = min(
+            1.0, lattice_delta(lambda e: gdp_delta(mu, e) * (1.0 + 1e-9), eps, eta) + approx_gdp
+        )
     if "rdp" in use:
         total, approx = _rdp_total(leaves)
         dd, best_order = _rdp.delta_from_rdp(total, eps)
@@ -218,6 +264,8 @@ def smallest_delta(
         cand["pure" if dsum == 0.0 else "basic"] = dsum
     if "pld" in use and not _gaussian_only(leaves) and pld_feasible(leaves):
         pld = pld_for(leaves, value_discretization_interval=_vdi(eps))
-        cand["pld"] = min(1.0, float(pld.get_delta_for_epsilon(eps)) * (1.0 + 1e-9))
+        cand["pld"] = lattice_delta(
+            lambda e: min(1.0, float(pld.get_delta_for_epsilon(e)) * (1.0 + 1e-9)), eps, eta
+        )
     method = min(cand, key=lambda k: cand[k])
     return PrivacyCost(eps, cand[method], method, _terms(leaves, best_order), cand)

@@ -126,33 +126,55 @@ def gdp_mu_for(epsilon: float, delta: float) -> float:
     return _down(lo)
 
 
+def _eta(k: int) -> float:
+    """Bulk log-ratio of k lattice Gaussian calls (see :mod:`safesynth.gateway.dp.mechanisms`)."""
+    from safesynth.gateway.dp.mechanisms import LATTICE_LOG_RATIO_PER_CALL
+
+    return k * LATTICE_LOG_RATIO_PER_CALL
+
+
 def gaussian_delta(sigma: float, epsilon: float, sensitivity: float = 1.0, count: int = 1) -> float:
-    """Exact delta of ``count`` Gaussian releases with noise sigma and L2 sensitivity at epsilon."""
+    """delta of ``count`` releases of this package's Gaussian mechanism (sigma, L2 sensitivity) at
+    epsilon: the exact continuous value e^eta delta_cont(epsilon - 2 eta) with the lattice term eta =
+    count 2^-32 (mechanisms module doc; the difference is below 1e-9 relative)."""
     s = check_positive("sigma", sigma)
     sens = check_positive("sensitivity", sensitivity)
     k = check_count("count", count)
-    return gdp_delta(math.sqrt(k) * sens / s, epsilon)
+    eps = check_positive("epsilon", epsilon)
+    eta = _eta(k)
+    if eps <= 2.0 * eta:
+        return 1.0
+    d = gdp_delta(math.sqrt(k) * sens / s, eps - 2.0 * eta * (1.0 + 1e-12))
+    return min(1.0, d * math.exp(eta) * (1.0 + 1e-12))
 
 
 def gaussian_epsilon(sigma: float, delta: float, sensitivity: float = 1.0, count: int = 1) -> float:
-    """The epsilon (rounded up) of ``count`` Gaussian releases with this sigma at ``delta``."""
+    """The epsilon (rounded up) of ``count`` releases of this package's Gaussian mechanism at
+    ``delta``: eps_cont(delta e^-eta) + 2 eta, eta = count 2^-32 (see :func:`gaussian_delta`)."""
     s = check_positive("sigma", sigma)
     sens = check_positive("sensitivity", sensitivity)
     k = check_count("count", count)
-    return gdp_epsilon(_up(math.sqrt(k) * sens / s), delta)
+    d = check_delta("delta", delta)
+    eta = _eta(k)
+    e = gdp_epsilon(_up(math.sqrt(k) * sens / s), d * math.exp(-eta) * (1.0 - 1e-12))
+    return math.nextafter(e + 2.0 * eta * (1.0 + 1e-12), math.inf)
 
 
 def gaussian_sigma(epsilon: float, delta: float, sensitivity: float = 1.0, count: int = 1) -> float:
-    """The analytic-Gaussian sigma (rounded up) so that ``count`` releases are (epsilon, delta)-DP."""
+    """The analytic-Gaussian sigma (rounded up) so that ``count`` releases of this package's Gaussian
+    mechanism are (epsilon, delta)-DP (the lattice term of :func:`gaussian_delta` included)."""
     sens = check_positive("sensitivity", sensitivity)
     k = check_count("count", count)
     eps = check_positive("epsilon", epsilon)
     d = check_delta("delta", delta)
+    eta = _eta(k)
+    if eps <= 4.0 * eta:
+        raise InvalidParameter("epsilon", f"too small for {k} lattice Gaussian releases (<= {4 * eta!r})")
     # calibrate a hair inside the target so that gaussian_epsilon(gaussian_sigma(e)) <= e (round trip)
-    mu = gdp_mu_for(eps * (1.0 - 1e-10), d * (1.0 - 1e-9))
+    mu = gdp_mu_for((eps - 2.0 * eta) * (1.0 - 1e-10), d * math.exp(-eta) * (1.0 - 1e-9))
     sigma = _up(_up(math.sqrt(k) * sens) / mu)
     # verify (defensive: the profile is monotone in sigma)
-    while gdp_delta(_up(math.sqrt(k) * sens / sigma), epsilon) > delta:
+    while gaussian_epsilon(sigma, d, sens, k) > eps:
         sigma = _up(sigma * (1.0 + 1e-12))
     return sigma
 

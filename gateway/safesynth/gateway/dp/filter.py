@@ -1,4 +1,4 @@
-"""Privacy filter: the admission rule for adaptively chosen requests (``rdp-filter/v1``).
+"""Privacy filter: the admission rule for adaptively chosen requests (``rdp-filter/v2``).
 
 The budget (epsilon_B, delta_B) is fixed when the dataset is registered. ``delta_approx = s delta_B``
 (s = ``approx_delta_share``, default 0.25) is reserved for approximate-DP events (partition
@@ -12,8 +12,11 @@ event is admitted). A request is admitted iff, with its events added,
 1. ``sum delta_i <= delta_approx``, and
 2. one of the tests holds (the decision records which):
    ``basic``: sum eps_i <= epsilon_B;
-   ``gdp``: sum mu_i^2 <= mu_B^2, mu_B the largest mu with mu-GDP => (epsilon_B, delta_gdp)-DP
-   (Gaussians mu = D/sigma; eps-DP events mu(eps) = 2 Phi^-1(e^eps / (1 + e^eps)));
+   ``gdp``: sum mu_i^2 <= mu_B^2 and at most :data:`GDP_MAX_GAUSSIAN_CALLS` Gaussian calls, mu_B the
+   largest mu with mu-GDP => (epsilon_B - 2 eta_max, delta_gdp e^-eta_max)-DP, eta_max = 2^16 x 2^-32
+   the lattice sampler's bulk log-ratio for that many calls (mechanisms module doc), so that the
+   lattice interaction is (epsilon_B, delta_gdp)-DP (Gaussians mu = D/sigma; eps-DP events
+   mu(eps) = 2 Phi^-1(e^eps / (1 + e^eps)));
    ``rdp``: some alpha in Lambda has sum rdp_i(alpha) <= B(alpha) =
    epsilon_B - log((alpha-1)/alpha) + (log(delta_o) + log alpha)/(alpha-1).
 
@@ -45,11 +48,24 @@ from safesynth.gateway.dp._validate import check_delta, check_positive
 from safesynth.gateway.dp.calibration import gdp_epsilon, gdp_mu_for, gdp_mu_of_pure
 from safesynth.gateway.dp.errors import BudgetExceeded, InvalidParameter
 from safesynth.gateway.dp.events import DiscreteGaussianEvent, DpEvent, GaussianEvent, ZCdpEvent, flatten
+from safesynth.gateway.dp.mechanisms import LATTICE_LOG_RATIO_PER_CALL
 
-__all__ = ["FILTER_ORDERS", "RULE", "AdmissionDecision", "FilterState", "PrivacyFilter"]
+__all__ = [
+    "FILTER_ORDERS",
+    "GDP_MAX_GAUSSIAN_CALLS",
+    "RULE",
+    "AdmissionDecision",
+    "FilterState",
+    "PrivacyFilter",
+]
 
-#: name of the admission rule; a changed rule gets a new name.
-RULE = "rdp-filter/v1"
+#: name of the admission rule; a changed rule gets a new name. (v1 had no lattice term in its GDP test.)
+RULE = "rdp-filter/v2"
+
+#: the GDP test admits at most this many Gaussian calls (units of GaussianEvent.count); beyond, only
+#: the Rényi tests can admit (their curves hold for the lattice sampler without any extra term).
+GDP_MAX_GAUSSIAN_CALLS = 1 << 16
+_ETA_MAX = GDP_MAX_GAUSSIAN_CALLS * LATTICE_LOG_RATIO_PER_CALL  # 2^-16
 
 #: the fixed order grid of the filter (part of the rule: changing it is a new rule name).
 FILTER_ORDERS: npt.NDArray[np.float64] = np.round(np.geomspace(1.25, 4096.0, 40), 6)
@@ -101,6 +117,7 @@ class FilterState:
     pure_epsilon: Fraction | None  # None once a non-pure (Gaussian-type) event was admitted
     n_admitted: int
     gdp_mu2: float | None = None  # summed mu^2 of GDP-able events; None once another kind was admitted
+    gaussian_calls: int = 0  # summed count of admitted GaussianEvents (lattice calls)
 
     def to_json(self) -> dict[str, object]:
         """JSON form (decimal strings)."""
@@ -111,6 +128,7 @@ class FilterState:
             "pure_epsilon": None if self.pure_epsilon is None else repr(_up(self.pure_epsilon)),
             "n_admitted": self.n_admitted,
             "gdp_mu2": None if self.gdp_mu2 is None else repr(self.gdp_mu2),
+            "gaussian_calls": self.gaussian_calls,
         }
 
 
@@ -118,7 +136,7 @@ class FilterState:
 class AdmissionDecision:
     """Outcome of :meth:`PrivacyFilter.decide`.
 
-    ``rule`` is the filter rule (``rdp-filter/v1``), ``test`` which of its tests admitted the request
+    ``rule`` is the filter rule (``rdp-filter/v2``), ``test`` which of its tests admitted the request
     (``rdp`` with ``order``, or ``basic``), or why it was refused. ``epsilon_spent`` is the smallest
     epsilon_B this filter would need to have admitted everything up to and including this request
     (after admission; for a refusal, the value before it), ``epsilon_remaining`` the budget minus it.
@@ -149,7 +167,7 @@ class AdmissionDecision:
 
 
 class PrivacyFilter:
-    """The admission rule ``rdp-filter/v1`` for a budget (epsilon_budget, delta_budget)."""
+    """The admission rule ``rdp-filter/v2`` for a budget (epsilon_budget, delta_budget)."""
 
     rule = RULE
 
@@ -175,7 +193,10 @@ class PrivacyFilter:
         bound = self.epsilon_budget - self._conv
         self._bound: FloatArray = bound - 1e-12 * np.abs(bound) - 1e-15
         try:
-            mu_b = gdp_mu_for(self.epsilon_budget, self.delta_gdp)
+            eps_g = self.epsilon_budget - 2.0 * _ETA_MAX * (1.0 + 1e-12)
+            mu_b = (
+                gdp_mu_for(eps_g, self.delta_gdp * math.exp(-_ETA_MAX) * (1.0 - 1e-12)) if eps_g > 0 else 0.0
+            )
         except InvalidParameter:
             mu_b = 0.0
         self._mu2_budget = mu_b * mu_b * (1.0 - 1e-12)
@@ -186,7 +207,7 @@ class PrivacyFilter:
 
     def empty_state(self) -> FilterState:
         """The state of a dataset with no spend."""
-        return FilterState(tuple(0.0 for _ in range(self._orders.shape[0])), 0.0, Fraction(0), 0, 0.0)
+        return FilterState(tuple(0.0 for _ in range(self._orders.shape[0])), 0.0, Fraction(0), 0, 0.0, 0)
 
     def _leaf_cost(self, e: DpEvent) -> tuple[FloatArray, float, Fraction | None, float | None]:
         hit = self._cache.get(e)
@@ -216,12 +237,20 @@ class PrivacyFilter:
             mu2 = None if (mu2 is None or m is None) else mu2 + m
         return total, dl, pure, mu2
 
-    def _spent(self, rdp_vec: FloatArray, pure: Fraction | None, mu2: float | None) -> float:
+    @staticmethod
+    def gaussian_calls_of(events: Sequence[DpEvent] | DpEvent) -> int:
+        """Number of lattice Gaussian calls in a request (summed count of its GaussianEvents)."""
+        return sum(e.count for e in flatten(events) if isinstance(e, GaussianEvent))
+
+    def _spent(self, rdp_vec: FloatArray, pure: Fraction | None, mu2: float | None, calls: int) -> float:
         eps = math.nextafter(max(float(np.min(rdp_vec + self._conv)), 0.0) * (1.0 + 1e-12), math.inf)
         if pure is not None:
             eps = min(eps, _up(pure))
-        if mu2 is not None and mu2 > 0.0:
-            eps = min(eps, gdp_epsilon(math.nextafter(math.sqrt(mu2), math.inf), self.delta_gdp))
+        if mu2 is not None and mu2 > 0.0 and calls <= GDP_MAX_GAUSSIAN_CALLS:
+            mu = math.nextafter(math.sqrt(mu2), math.inf)
+            eta = calls * LATTICE_LOG_RATIO_PER_CALL
+            eps_g = gdp_epsilon(mu, self.delta_gdp * math.exp(-eta) * (1.0 - 1e-12))
+            eps = min(eps, math.nextafter(eps_g + 2.0 * eta * (1.0 + 1e-12), math.inf))
         return eps
 
     def _check(self, state: FilterState) -> None:
@@ -237,16 +266,17 @@ class PrivacyFilter:
         new_delta = state.delta_spent + add_delta
         new_pure = None if (state.pure_epsilon is None or add_pure is None) else state.pure_epsilon + add_pure
         new_mu2 = None if (state.gdp_mu2 is None or add_mu2 is None) else state.gdp_mu2 + add_mu2
+        new_calls = state.gaussian_calls + self.gaussian_calls_of(events)
         ok_rdp = new <= self._bound
         basic_ok = new_pure is not None and new_pure <= Fraction(self.epsilon_budget)
-        gdp_ok = new_mu2 is not None and new_mu2 <= self._mu2_budget
+        gdp_ok = new_mu2 is not None and new_mu2 <= self._mu2_budget and new_calls <= GDP_MAX_GAUSSIAN_CALLS
         delta_ok = new_delta <= self.delta_approx * (1.0 + 1e-12)
         admitted = delta_ok and (basic_ok or gdp_ok or bool(ok_rdp.any()))
         if admitted:
             new_state = FilterState(
-                tuple(float(x) for x in new), new_delta, new_pure, state.n_admitted + 1, new_mu2
+                tuple(float(x) for x in new), new_delta, new_pure, state.n_admitted + 1, new_mu2, new_calls
             )
-            spent = self._spent(new, new_pure, new_mu2)
+            spent = self._spent(new, new_pure, new_mu2, new_calls)
             order: float | None = None
             if basic_ok:
                 test = "basic"
@@ -266,13 +296,17 @@ class PrivacyFilter:
                 new_delta,
                 new_state,
             )
-        spent = self._spent(old, state.pure_epsilon, state.gdp_mu2) if state.n_admitted else 0.0
+        spent = (
+            self._spent(old, state.pure_epsilon, state.gdp_mu2, state.gaussian_calls)
+            if state.n_admitted
+            else 0.0
+        )
         if not delta_ok:
             reason = (
                 f"approximate-DP delta {new_delta!r} would exceed its share {self.delta_approx!r} of delta"
             )
         else:
-            need = self._spent(new, new_pure, new_mu2)
+            need = self._spent(new, new_pure, new_mu2, new_calls)
             reason = (
                 f"would need epsilon {need:.6g} > budget {self.epsilon_budget!r} "
                 f"at delta {self.delta_budget!r}"
@@ -314,11 +348,13 @@ class PrivacyFilter:
         pure: Fraction | None = Fraction(0)
         mu2: float | None = 0.0
         n = 0
+        calls = 0
         for req in events_history:
             r, d, p, m = self.cost_of(req)
+            calls += self.gaussian_calls_of(req)
             rdp_sum += r
             dl += d
             pure = None if (pure is None or p is None) else pure + p
             mu2 = None if (mu2 is None or m is None) else mu2 + m
             n += 1
-        return FilterState(tuple(float(x) for x in rdp_sum), dl, pure, n, mu2)
+        return FilterState(tuple(float(x) for x in rdp_sum), dl, pure, n, mu2, calls)
