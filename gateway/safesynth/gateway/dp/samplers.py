@@ -57,7 +57,10 @@ MIN_SCALE = 2.0**-60
 MAX_SCALE = 2.0**40
 _TWO32 = 2.0**32
 _REL = 2.0**-44  # relative slack on exp() in the fast path (numpy exp is within a few ulp)
-_RELC = 2.0**-40  # slack for the count thresholds (covers float error of (k - h) * gamma too)
+# slack for the count thresholds: a1 = (est - h) * g <= 45.2 (V >= 2^-65) carries three roundings
+# (est - h, the product, g vs the exact rational gamma), <= 45.2 * 3 * 2^-53 < 2^-45.8 absolute, and
+# numpy's exp adds <= 4 ulp: the relative error of e1 is < 2^-45.6, below this slack with margin 2.6.
+_RELC = 2.0**-44
 
 
 def rational_of(x: float, name: str = "scale") -> tuple[int, int]:
