@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
+from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -22,6 +23,7 @@ from safesynth.gateway.api.routes import router
 from safesynth.gateway.service.gateway import Gateway
 from safesynth.gateway.settings import GatewaySettings, check_settings
 from safesynth.sdk import routes
+from safesynth.sdk.routes import PROBLEM_CONTENT_TYPE
 
 __all__ = ["create_app", "serve"]
 
@@ -69,8 +71,6 @@ def create_app(settings: GatewaySettings, *, gateway: Gateway | None = None) -> 
 def _document_registration_body(app: FastAPI) -> None:
     """Add ``DatasetCreate`` (the registration body, parsed by hand for JSON or multipart) to the
     OpenAPI components so that the registration endpoint's ``$ref`` resolves."""
-    from typing import Any
-
     from fastapi.openapi.utils import get_openapi
 
     from safesynth.sdk.models import DatasetCreate
@@ -85,10 +85,31 @@ def _document_registration_body(app: FastAPI) -> None:
             for name, definition in schema.pop("$defs", {}).items():
                 components.setdefault(name, definition)
             components["DatasetCreate"] = schema
+            _problems_as_problem_json(doc)
             app.openapi_schema = doc
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _problems_as_problem_json(doc: dict[str, Any]) -> None:
+    """Document error answers as they are sent: ``application/problem+json`` with the Problem schema.
+
+    FastAPI files a response model under the route's own media type (``application/json``, or
+    ``text/plain`` for a plain-text route); error answers are problem+json whatever the route. Every
+    operation with a request body also documents 400 (a body the framework cannot parse at all).
+    """
+    problem = {"schema": {"$ref": "#/components/schemas/Problem"}}
+    for item in doc.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            if "requestBody" in operation and "400" not in responses:
+                responses["400"] = {"description": "An RFC 9457 problem (application/problem+json)"}
+            for status, response in responses.items():
+                if str(status).isdigit() and int(status) >= 400 and isinstance(response, dict):
+                    response["content"] = {PROBLEM_CONTENT_TYPE: problem}
 
 
 def serve(settings: GatewaySettings, *, log_level: str = "info") -> None:

@@ -29,7 +29,9 @@ __all__ = ["router"]
 
 router = APIRouter()
 PROBLEM = {"model": wire.Problem, "description": "An RFC 9457 problem (application/problem+json)"}
-ERRORS: dict[int | str, dict[str, Any]] = {status: PROBLEM for status in (401, 403, 404, 409, 413, 422, 429)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: PROBLEM for status in (400, 401, 403, 404, 409, 413, 415, 422, 429)
+}
 
 
 def _invalid(exc: ValidationError, where: str) -> InvalidRequest:
