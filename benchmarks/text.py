@@ -82,6 +82,7 @@ class CachingRunner:
     def __init__(self, runner: Any, path: str | None = None) -> None:
         self._runner = runner
         self._cache: dict[str, Any] = {}
+        self._wall: dict[str, float] = {}
         self.info = runner.info
         self.hits = 0
         self.hit_seconds = 0.0
@@ -91,20 +92,29 @@ class CachingRunner:
 
             for line in self._path.read_text().splitlines():
                 if line.strip():
-                    key, value = json.loads(line)
+                    key, value, wall = json.loads(line)
                     self._cache[key] = Generation(**value)
+                    self._wall[key] = float(wall)
 
     def embed(self, texts: Sequence[str]) -> Any:
         return self._runner.embed(texts)
 
-    def _store(self, key: str, g: Any) -> None:
+    def _store(self, key: str, g: Any, wall: float) -> None:
         from dataclasses import asdict
 
         self._cache[key] = g
+        self._wall[key] = wall
         if self._path is not None:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             with self._path.open("a") as fh:
-                fh.write(json.dumps([key, asdict(g)], default=str) + "\n")
+                fh.write(json.dumps([key, asdict(g), wall], default=str) + "\n")
+
+    def _batch(self, prompts: Sequence[Any], keys: Sequence[str], **kw: Any) -> None:
+        started = time.perf_counter()
+        got = self._runner.generate_batch(list(prompts), **kw)
+        share = (time.perf_counter() - started) / max(1, len(keys))  # wall time per item (pool-parallel)
+        for k, g in zip(keys, got, strict=True):
+            self._store(k, g, share)
 
     def generate_batch(self, prompts: Sequence[Any], **kw: Any) -> list[Any]:
         seed = kw.get("seed")
@@ -115,8 +125,7 @@ class CachingRunner:
         ]
         missing = [i for i, k in enumerate(keys) if k not in self._cache]
         if len(missing) == len(keys):
-            for k, g in zip(keys, self._runner.generate_batch(list(prompts), **kw), strict=True):
-                self._store(k, g)
+            self._batch(prompts, keys, **kw)
         elif missing:
             # item seeds must stay seed + i: generate each contiguous run of misses as one batch
             runs: list[list[int]] = []
@@ -127,9 +136,7 @@ class CachingRunner:
                     runs.append([i])
             for run in runs:
                 part = dict(kw, seed=None if seed is None else seed + run[0])
-                got = self._runner.generate_batch([prompts[i] for i in run], **part)
-                for i, g in zip(run, got, strict=True):
-                    self._store(keys[i], g)
+                self._batch([prompts[i] for i in run], [keys[i] for i in run], **part)
         self.hits += len(keys) - len(missing)
         missing_set = set(missing)
         out = []
@@ -138,7 +145,7 @@ class CachingRunner:
             if i in missing_set:
                 out.append(g)
             else:
-                self.hit_seconds += float(g.seconds)
+                self.hit_seconds += self._wall[k]
                 out.append(_zero_time(g))
         return out
 
@@ -626,7 +633,7 @@ def main() -> None:
     parser.add_argument("--delta", type=float, default=1e-5)
     parser.add_argument("--iterations", type=int, default=1)
     parser.add_argument(
-        "--candidates", type=int, default=800, help="candidates per iteration, all labels (0: engine default)"
+        "--candidates", type=int, default=600, help="candidates per iteration, all labels (0: engine default)"
     )
     parser.add_argument("--label-mix", default="balanced", choices=("balanced", "dp_shares"))
     parser.add_argument("--output-selection", default="rank", choices=("rank", "sample"))
@@ -636,7 +643,11 @@ def main() -> None:
     )
     parser.add_argument("--baseline-seeds", default="0", help="seeds of the NOT-DP baseline")
     parser.add_argument("--skip-real", action="store_true")
-    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--skip-zero-shot", action="store_true")
+    parser.add_argument(
+        "--zero-shot-only", action="store_true", help="only zero-shot (fills the cache for a later PE run)"
+    )
+    parser.add_argument("--max-tokens", type=int, default=24)
     parser.add_argument("--max-test", type=int, default=1000)
     parser.add_argument("--pool", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
@@ -679,12 +690,19 @@ def main() -> None:
             for name in names:
                 for embedding in ("hashing", "model"):
                     bench.pe(name, seed, 4.0, embedding=embedding, iterations=1)
+    if args.zero_shot_only:
+        for seed in seeds:
+            for name in names:
+                bench.zero_shot(name, seed)
+        bench.save()
+        return
     for seed in [] if args.skip_main else seeds:
         for name in names:
             # the first epsilon runs cold (its wall time is the one to read); zero-shot and the other
             # epsilons reuse its public candidates (same prompts and seeds) from the cache
             bench.pe(name, seed, epsilons[0])
-            bench.zero_shot(name, seed)
+            if not args.skip_zero_shot:
+                bench.zero_shot(name, seed)
             for eps in epsilons[1:]:
                 bench.pe(name, seed, eps)
     for seed in [] if args.skip_baseline else [int(x) for x in args.baseline_seeds.split(",") if x]:
