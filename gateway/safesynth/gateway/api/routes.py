@@ -30,7 +30,7 @@ __all__ = ["router"]
 router = APIRouter()
 PROBLEM = {"model": wire.Problem, "description": "An RFC 9457 problem (application/problem+json)"}
 ERRORS: dict[int | str, dict[str, Any]] = {
-    status: PROBLEM for status in (400, 401, 403, 404, 409, 413, 415, 422, 429)
+    status: PROBLEM for status in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)
 }
 
 

@@ -13,11 +13,13 @@ from typing import Any, ClassVar
 __all__ = [
     "BudgetExhausted",
     "Conflict",
+    "DataUnavailable",
     "Forbidden",
     "GatewayUnavailable",
     "IdempotencyConflict",
     "InvalidRequest",
     "JobFailed",
+    "ModelUnavailable",
     "NotAuthorized",
     "NotFound",
     "NotInitialized",
@@ -159,3 +161,17 @@ class GatewayUnavailable(ServiceError):
     code = "unavailable"
     status = 503
     title = "Service unavailable"
+
+
+class DataUnavailable(GatewayUnavailable):
+    """A dataset's stored table cannot be read (missing or damaged file): refused before any spend."""
+
+    code = "data_unavailable"
+    title = "Data unavailable"
+
+
+class ModelUnavailable(GatewayUnavailable):
+    """The language model an engine needs cannot be loaded: refused before any spend."""
+
+    code = "model_unavailable"
+    title = "Model unavailable"

@@ -25,7 +25,9 @@ from safesynth.gateway.service.admission import REFUSAL, SPEND, Admission
 from safesynth.gateway.service.datasets import DatasetRecord, DatasetStore
 from safesynth.gateway.service.db import StateDB
 from safesynth.gateway.service.errors import (
+    DataUnavailable,
     InvalidRequest,
+    ModelUnavailable,
     NotFound,
     NotInitialized,
     PayloadTooLarge,
@@ -395,6 +397,7 @@ class Gateway:
 
         def action() -> dict[str, Any]:
             plan = self._plan_synthesis(record, body)
+            self._check_available(record, plan)
             self.jobs.reserve(principal.token_id)
             try:
                 job_id = JobManager.new_id()
@@ -435,6 +438,29 @@ class Gateway:
 
         answer, _ = self.idempotency.run(principal.token_id, idempotency_key, fingerprint, action)
         return self.job_wire(self.jobs.get(str(answer["job"])))
+
+    def _train_data(self, record: DatasetRecord) -> Any:
+        """The dataset's private train part; :class:`DataUnavailable` if its stored table cannot be read."""
+        try:
+            return self.datasets.load(record.id, "train")
+        except Exception as exc:
+            raise DataUnavailable(
+                f"the stored table of dataset {record.id!r} cannot be read ({type(exc).__name__}); "
+                "nothing was spent"
+            ) from exc
+
+    def _check_available(self, record: DatasetRecord, plan: Plan) -> None:
+        """Before charging: the data are readable and the model an engine needs loads (a request
+        refused here spends nothing). Both are loaded once per process and kept."""
+        self._train_data(record)
+        if self._needs_runner(record, plan):
+            try:
+                self.runner()
+            except Exception as exc:
+                raise ModelUnavailable(
+                    f"the language model for engine {plan.engine!r} cannot be loaded ({type(exc).__name__}: "
+                    f"{str(exc)[:200]}); nothing was spent"
+                ) from exc
 
     def _needs_runner(self, record: DatasetRecord, plan: Plan) -> bool:
         return plan.engine == "text" or any(c.kind is ColumnKind.TEXT for c in record.schema.columns)
@@ -710,7 +736,7 @@ class Gateway:
             table = self._query_tables.get(dataset)
         if table is None:
             record = self.datasets.get(dataset)
-            table = QueryTable(self.datasets.load(dataset, "train"), record.schema)
+            table = QueryTable(self._train_data(record), record.schema)
             with self._query_guard:
                 table = self._query_tables.setdefault(dataset, table)
         return table
