@@ -12,8 +12,14 @@ from tests.unit.engines.tabular.conftest import small_schema, small_table
 from tests.unit.engines.tabular.test_tabular_engine import _instrument
 
 from safesynth.gateway.dp.rng import RandomSource
-from safesynth.gateway.engines.base import EngineContext, SynthesisRequest
-from safesynth.gateway.engines.tabular.adaptive import BayesNet, Factor, candidate_sets, fit_adaptive
+from safesynth.gateway.engines.base import EngineContext, InvalidRequest, SynthesisRequest
+from safesynth.gateway.engines.tabular.adaptive import (
+    BayesNet,
+    Factor,
+    _fit_log_linear,
+    candidate_sets,
+    fit_adaptive,
+)
 from safesynth.gateway.engines.tabular.engine import TabularEngine
 from safesynth.gateway.engines.tabular.model import Measurement
 from safesynth.gateway.engines.tabular.planning import group_events
@@ -72,7 +78,7 @@ def test_noiseless_rounds_learn_a_three_way_interaction() -> None:
         np.random.default_rng(1),
     )
     structure = net.parents()
-    assert len(structure) == 3 and sorted(c for cols, _ in structure for c in cols) == [0, 1, 2, 3]
+    assert len(structure) == 4 and sorted(c for cols, _ in structure for c in cols) == [0, 1, 2, 3]
     with_two = [(cols, pars) for cols, pars in structure if len(pars) == 2]
     assert with_two and set(with_two[0][0] + with_two[0][1]) == {0, 1, 2}
     sample = net.sample(3000, np.random.default_rng(2))
@@ -98,13 +104,42 @@ def test_a_pair_factor_round_trips_its_joint() -> None:
     assert counts.tolist() == [100, 200, 0, 300, 400, 0]
 
 
+def test_log_linear_factor_matches_every_measured_table() -> None:
+    # Two measured conditionals of c, given a and given b (a, b independent in the sample): the
+    # fitted conditional must reproduce both implied tables (iterative proportional fitting).
+    gen = np.random.default_rng(8)
+    sample = np.zeros((5000, 3), dtype=np.int64)
+    sample[:, 0] = gen.integers(0, 2, 5000)
+    sample[:, 1] = gen.integers(0, 3, 5000)
+    given_a = np.array([[0.9, 0.1], [0.2, 0.8]])
+    given_b = np.array([[0.7, 0.3], [0.5, 0.5], [0.4, 0.6]])
+    factor = _fit_log_linear(2, [((0,), given_a), ((1,), given_b)], sample, [2, 3, 2], iterations=200)
+    probs = np.zeros((5000, 2))
+    for ps, theta in zip(factor.parent_sets, factor.thetas, strict=True):
+        probs += theta[sample[:, ps[0]]]
+    probs = np.exp(probs - probs.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    for col, target in ((0, given_a), (1, given_b)):
+        for value in range(target.shape[0]):
+            rows = sample[:, col] == value
+            implied = probs[rows].mean(axis=0)
+            # The two targets are only nearly compatible: allow a small residual.
+            assert np.allclose(implied, target[value], atol=0.03)
+    assert factor.parents == (0, 1)
+
+
 # ------------------------------------------------------------------------------------------ engine
+def test_too_few_rounds_are_refused() -> None:
+    with pytest.raises(InvalidRequest):
+        ENGINE.plan(small_schema(), _request(1.0, rounds=2))  # 4 columns need at least 3
+
+
 def test_adaptive_plan_interleaves_rounds_and_fits_the_budget() -> None:
     plan = ENGINE.plan(small_schema(), _request(1.0))
     assert plan.cost.epsilon <= 1.0
     steps = [item.step for item in plan.transcript]
     rounds = [s for s in steps if s.startswith(("select:", "measure:"))]
-    assert rounds == ["select:1", "measure:1", "select:2", "measure:2", "select:3", "measure:3"]
+    assert rounds == [f"{kind}:{r}" for r in range(1, 7) for kind in ("select", "measure")]  # 2 (d-1)
     assert not any(s.startswith("two_way:") for s in steps)
     assert sum(item.share for item in plan.transcript) == pytest.approx(1.0)
 
@@ -117,7 +152,7 @@ def test_adaptive_charged_events_equal_the_mechanisms_run(monkeypatch: pytest.Mo
     out = ENGINE.run(plan, schema, small_table(), EngineContext(rng=RandomSource.seeded(5)))
     assert group_events(seen) == list(plan.events)
     assert len(seen) == len(plan.transcript) == out.report["steps_run"]
-    assert len(out.report["network"]) == 3  # the first pair, then one column per round
+    assert len(out.report["network"]) == 4  # one factor per column
 
 
 def test_adaptive_engine_keeps_a_three_way_interaction_at_large_epsilon() -> None:

@@ -37,7 +37,7 @@ import numpy.typing as npt
 
 from safesynth.gateway.engines.tabular.model import Measurement, allocate, project_simplex
 
-__all__ = ["MAX_CELLS", "BayesNet", "Factor", "candidate_sets", "fit_adaptive"]
+__all__ = ["MAX_CELLS", "BayesNet", "Factor", "LogLinearFactor", "candidate_sets", "fit_adaptive"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -69,7 +69,7 @@ def _config_codes(codes: IntArray, columns: Sequence[int], sizes: Sequence[int])
 
 
 def _n_configs(columns: Sequence[int], sizes: Sequence[int]) -> int:
-    return int(np.prod([sizes[c] for c in columns], dtype=np.int64)) if columns else 1
+    return math.prod(sizes[c] for c in columns)
 
 
 def _draw(out: IntArray, factor: Factor, sizes: Sequence[int], gen: np.random.Generator) -> None:
@@ -94,17 +94,52 @@ def _draw(out: IntArray, factor: Factor, sizes: Sequence[int], gen: np.random.Ge
 
 
 @dataclass(frozen=True)
+class LogLinearFactor:
+    """A column with several measured parent sets: ``p(c | u) ∝ exp(sum_i thetas[i][P_i(u), c])``,
+    the maximum-entropy combination of its measured tables (``thetas[i]`` has one row per
+    configuration of ``parent_sets[i]``)."""
+
+    column: int
+    parent_sets: tuple[tuple[int, ...], ...]
+    thetas: tuple[FloatArray, ...]
+
+    @property
+    def columns(self) -> tuple[int, ...]:
+        """The one column this factor draws."""
+        return (self.column,)
+
+    @property
+    def parents(self) -> tuple[int, ...]:
+        """Every parent (union of the parent sets, in first-seen order)."""
+        return tuple(dict.fromkeys(p for ps in self.parent_sets for p in ps))
+
+    def draw(self, out: IntArray, sizes: Sequence[int], gen: np.random.Generator) -> None:
+        """Fill ``out[:, column]`` row by row from the conditional given the parents in ``out``."""
+        n = out.shape[0]
+        logits = np.zeros((n, sizes[self.column]))
+        for ps, theta in zip(self.parent_sets, self.thetas, strict=True):
+            logits += theta[_config_codes(out, ps, sizes)]
+        logits -= logits.max(axis=1, keepdims=True)
+        cdf = np.cumsum(np.exp(logits), axis=1)
+        u = np.asarray(gen.random(n), dtype=np.float64)[:, None] * cdf[:, -1:]
+        out[:, self.column] = np.minimum((cdf < u).sum(axis=1), sizes[self.column] - 1)
+
+
+@dataclass(frozen=True)
 class BayesNet:
     """A Bayesian network over compressed column codes: ``factors`` in sampling order."""
 
     sizes: tuple[int, ...]
-    factors: tuple[Factor, ...]
+    factors: tuple[Factor | LogLinearFactor, ...]
 
     def sample(self, n: int, gen: np.random.Generator) -> IntArray:
-        """``n`` rows of codes (n x columns), ancestrally, with controlled rounding."""
-        out = np.zeros((n, len(self.sizes)), dtype=np.int64)
+        """``n`` rows of codes (n x columns), ancestrally (controlled rounding for single tables)."""
+        out = np.zeros((n, len(self.sizes)), dtype=np.int64, order="F")
         for factor in self.factors:
-            _draw(out, factor, self.sizes, gen)
+            if isinstance(factor, Factor):
+                _draw(out, factor, self.sizes, gen)
+            else:
+                factor.draw(out, self.sizes, gen)
         return out
 
     def parents(self) -> list[tuple[list[int], list[int]]]:
@@ -156,6 +191,91 @@ def _normalise_rows(table: FloatArray, fallback: FloatArray) -> FloatArray:
     return out
 
 
+def _mixed_marginal(
+    m1: Measurement, noisy: FloatArray, axis: int, n_other: int, sigma: float, total: float
+) -> FloatArray:
+    """Inverse-variance mix of a 1-way measurement and a noisy table's margin, on the simplex."""
+    margin = noisy.sum(axis=axis)
+    var_margin = n_other * sigma**2
+    mixed = (m1.values / m1.variance + margin / var_margin) / (1.0 / m1.variance + 1.0 / var_margin)
+    return project_simplex(mixed, total)
+
+
+def _fit_log_linear(
+    column: int,
+    tables: Sequence[tuple[tuple[int, ...], FloatArray]],
+    sample: IntArray,
+    sizes: Sequence[int],
+    iterations: int = 30,
+) -> LogLinearFactor:
+    """The maximum-entropy conditional ``p(c | parents)`` whose implied ``(c, P_i)`` tables, over the
+    parents in ``sample``, match each measured conditional ``tables[i] = (P_i, p(c | P_i))``:
+    iterative proportional fitting of a log-linear model (post-processing). Works on the distinct
+    parent configurations of ``sample`` weighted by their counts."""
+    k = sizes[column]
+    union = tuple(dict.fromkeys(p for ps, _ in tables for p in ps))
+    if math.prod(sizes[p] for p in union) < 2**62:  # distinct rows by one integer key (fast)
+        _, first, weights = np.unique(
+            _config_codes(sample, union, sizes), return_index=True, return_counts=True
+        )
+        configs = [_config_codes(sample[first], ps, sizes) for ps, _ in tables]
+    else:
+        raw = np.stack([_config_codes(sample, ps, sizes) for ps, _ in tables], axis=1)
+        unique, weights = np.unique(raw, axis=0, return_counts=True)
+        configs = [np.ascontiguousarray(unique[:, i]) for i in range(len(tables))]
+    w = weights.astype(np.float64)
+    targets = []
+    for (_, cond), cfg in zip(tables, configs, strict=True):
+        counts = np.bincount(cfg, weights=w, minlength=cond.shape[0])
+        targets.append(cond * counts[:, None])
+    thetas = [np.zeros_like(cond) for _, cond in tables]
+    thetas[0] = np.log(np.maximum(tables[0][1], 1e-12))
+    logits = thetas[0][configs[0]].copy()
+    for _ in range(iterations):
+        worst = 0.0
+        for i, (cfg, target) in enumerate(zip(configs, targets, strict=True)):
+            shifted = logits - logits.max(axis=1, keepdims=True)
+            probs = np.exp(shifted)
+            probs *= (w / probs.sum(axis=1))[:, None]
+            implied = np.stack(
+                [np.bincount(cfg, weights=probs[:, j], minlength=target.shape[0]) for j in range(k)], axis=1
+            )
+            ratio = np.log(np.maximum(target, 1e-9)) - np.log(np.maximum(implied, 1e-9))
+            step = np.where(implied > 0, ratio, 0.0)
+            new = np.clip(thetas[i] + step, -40.0, 40.0)
+            logits += (new - thetas[i])[cfg]
+            thetas[i] = new
+            worst = max(worst, float(np.abs(target - implied).max()))
+        if worst <= 0.5:  # within half a row of every target count
+            break
+    return LogLinearFactor(column=column, parent_sets=tuple(ps for ps, _ in tables), thetas=tuple(thetas))
+
+
+def _node_factor(
+    column: int,
+    tables: Sequence[tuple[tuple[int, ...], FloatArray]],
+    sample: IntArray,
+    sizes: Sequence[int],
+) -> Factor | LogLinearFactor:
+    if len(tables) == 1:
+        ps, cond = tables[0]
+        return Factor(columns=(column,), parents=ps, table=cond)
+    return _fit_log_linear(column, tables, sample, sizes)
+
+
+def _redraw(
+    sample: IntArray, factor: Factor | LogLinearFactor, sizes: Sequence[int], gen: np.random.Generator
+) -> None:
+    if isinstance(factor, Factor):
+        _draw(sample, factor, sizes, gen)
+    else:
+        factor.draw(sample, sizes, gen)
+
+
+def _covered(ps: tuple[int, ...], measured: Sequence[tuple[int, ...]]) -> bool:
+    return any(set(ps) <= set(m) for m in measured)
+
+
 def fit_adaptive(
     codes: IntArray,
     sizes: Sequence[int],
@@ -170,9 +290,12 @@ def fit_adaptive(
 
     ``codes`` are the private rows' compressed codes; ``one_way[i]`` the DP 1-way measurement of
     column i; ``total`` a DP estimate of the row count; ``sigmas[r]`` round r's public Gaussian sigma
-    (``len(sigmas)`` = number of rounds = columns - 1). ``choose(r, scores)`` is round r's exponential
-    mechanism and ``measure(r, counts)`` its Gaussian mechanism: the only calls that touch private
-    values besides the counts they are given.
+    (``len(sigmas)`` = number of rounds, at least columns - 1). ``choose(r, scores)`` is round r's
+    exponential mechanism and ``measure(r, counts)`` its Gaussian mechanism: the only calls that touch
+    private values besides the counts they are given.
+
+    The first rounds may place new columns or refine placed ones; once the rounds left equal the
+    columns not yet placed, only placements compete (so every column is placed).
     """
     d = len(sizes)
     n_model = max(round(total), 1)
@@ -180,68 +303,98 @@ def fit_adaptive(
     for i in range(d):
         p = project_simplex(one_way[i].values, total)
         p1.append(p / p.sum() if p.sum() > 0 else np.full(sizes[i], 1.0 / sizes[i]))
-    synthetic = np.zeros((n_model, d), dtype=np.int64)
-    placed: list[int] = []
-    factors: list[Factor] = []
-    for r, sigma in enumerate(sigmas):
-        candidates = candidate_sets(placed, d, sizes)
-        scores = np.empty(len(candidates), dtype=np.float64)
-        model_cache: dict[tuple[int, ...], FloatArray] = {}
-        private_cache: dict[tuple[int, ...], IntArray] = {}
-        for k, (c, ps) in enumerate(candidates):
-            n_par = _n_configs(ps, sizes)
+    synthetic = np.zeros((n_model, d), dtype=np.int64, order="F")  # column access is contiguous
+    codes = np.asfortranarray(codes)
+    order: list[int] = []
+    tables: dict[int, list[tuple[tuple[int, ...], FloatArray]]] = {}
+    factors: dict[int, Factor | LogLinearFactor] = {}
+    private_cache: dict[tuple[int, ...], IntArray] = {}
+
+    truth_cache: dict[tuple[int, tuple[int, ...]], FloatArray] = {}
+
+    def private_table(c: int, ps: tuple[int, ...]) -> FloatArray:
+        if (c, ps) not in truth_cache:
             if ps not in private_cache:
                 private_cache[ps] = _config_codes(codes, ps, sizes)
-            truth = np.bincount(
-                private_cache[ps] * sizes[c] + codes[:, c], minlength=n_par * sizes[c]
-            ).astype(np.float64)
-            if placed or not ps:
+            n_par = _n_configs(ps, sizes)
+            flat = private_cache[ps] * sizes[c] + codes[:, c]
+            truth_cache[(c, ps)] = np.bincount(flat, minlength=n_par * sizes[c]).astype(np.float64)
+        return truth_cache[(c, ps)]
+
+    n_rounds = len(sigmas)
+    for r, sigma in enumerate(sigmas):
+        unplaced = d - len(order)
+        candidates: list[tuple[int, tuple[int, ...]]] = candidate_sets(order, d, sizes) if unplaced else []
+        if order and n_rounds - r > unplaced:  # refinements may compete
+            for pos, c in enumerate(order):
+                measured = [ps for ps, _ in tables[c]]
+                before = sorted(order[:pos])
+                parent_sets: list[tuple[int, ...]] = [(p,) for p in before]
+                parent_sets += list(combinations(before, 2))
+                for pset in parent_sets:
+                    if not _covered(pset, measured) and _n_configs(pset, sizes) * sizes[c] <= MAX_CELLS:
+                        candidates.append((c, pset))
+        if not candidates:  # nothing left to refine: re-measure the largest table of the last column
+            c = order[-1]
+            candidates = [(c, max((ps for ps, _ in tables[c]), key=len))]
+        scores = np.empty(len(candidates), dtype=np.float64)
+        model_cache: dict[tuple[int, ...], FloatArray] = {}
+        synthetic_cache: dict[tuple[int, ...], IntArray] = {}
+        for k, (c, ps) in enumerate(candidates):
+            n_par = _n_configs(ps, sizes)
+            truth = private_table(c, ps)
+            if c in factors:  # the model's own estimate of the (c, P) table
+                if ps not in synthetic_cache:
+                    synthetic_cache[ps] = _config_codes(synthetic, ps, sizes)
+                est = np.bincount(
+                    synthetic_cache[ps] * sizes[c] + synthetic[:, c], minlength=truth.size
+                ).astype(np.float64)
+                est *= total / max(est.sum(), 1e-12)
+            else:  # c is not in the model yet: independent of its parents
                 if ps not in model_cache:
-                    q = np.bincount(_config_codes(synthetic, ps, sizes), minlength=n_par).astype(np.float64)
-                    model_cache[ps] = q / max(q.sum(), 1e-12)
-                q_par = model_cache[ps]
-            else:
-                q_par = p1[ps[0]]
-            est = total * np.outer(q_par, p1[c]).ravel()
+                    if order:
+                        q = np.bincount(_config_codes(synthetic, ps, sizes), minlength=n_par).astype(
+                            np.float64
+                        )
+                        model_cache[ps] = q / max(q.sum(), 1e-12)
+                    else:
+                        model_cache[ps] = p1[ps[0]]
+                est = total * np.outer(model_cache[ps], p1[c]).ravel()
             penalty = math.sqrt(2.0 / math.pi) * sigma * n_par * sizes[c]
             scores[k] = float(np.abs(truth - est).sum()) - penalty
         c, ps = candidates[choose(r, scores)]
         n_par = _n_configs(ps, sizes)
-        truth = np.bincount(
-            _config_codes(codes, ps, sizes) * sizes[c] + codes[:, c], minlength=n_par * sizes[c]
-        ).astype(np.float64)
-        noisy = measure(r, truth).reshape(n_par, sizes[c])
-        # The child's marginal: inverse-variance mix of its 1-way measurement and this table's margin.
-        m1 = one_way[c]
-        margin = noisy.sum(axis=0)
-        var_margin = n_par * sigma**2
-        child = (m1.values / m1.variance + margin / var_margin) / (1.0 / m1.variance + 1.0 / var_margin)
-        child = project_simplex(child, total)
+        noisy = measure(r, private_table(c, ps)).reshape(n_par, sizes[c])
+        child = _mixed_marginal(one_way[c], noisy, 0, n_par, sigma, total)
         table = project_simplex(noisy.ravel(), total).reshape(n_par, sizes[c])
-        if not ps:
-            factor = Factor(columns=(c,), parents=(), table=(child / max(child.sum(), 1e-12))[None, :])
-        elif placed:
-            q = np.bincount(_config_codes(synthetic, ps, sizes), minlength=n_par).astype(np.float64)
-            parent_rows = total * q / max(q.sum(), 1e-12)
-            raked = _rake(table, parent_rows, child)
-            factor = Factor(columns=(c,), parents=ps, table=_normalise_rows(raked, child / child.sum()))
-        else:
-            # Round 1: both columns are new; the parent's marginal mixes its 1-way and the margin too.
+        if not order and ps:  # round 1: a pair of new columns, parent first
             a = ps[0]
-            ma = one_way[a]
-            var_a = sizes[c] * sigma**2
-            parent = (ma.values / ma.variance + noisy.sum(axis=1) / var_a) / (1.0 / ma.variance + 1.0 / var_a)
-            raked = _rake(table, project_simplex(parent, total), child)
-            joint = raked.ravel() / max(raked.sum(), 1e-12)
-            factor = Factor(columns=(a, c), parents=(), table=joint[None, :])
-            p1[a] = project_simplex(parent, total) / max(project_simplex(parent, total).sum(), 1e-12)
-            placed.append(a)
+            parent = _mixed_marginal(one_way[a], noisy, 1, sizes[c], sigma, total)
+            raked = _rake(table, parent, child)
+            p1[a] = parent / max(parent.sum(), 1e-12)
+            tables[a] = [((), p1[a][None, :])]
+            factors[a] = _node_factor(a, tables[a], synthetic, sizes)
+            _redraw(synthetic, factors[a], sizes, gen)
+            order.append(a)
+        elif ps:
+            q = np.bincount(_config_codes(synthetic, ps, sizes), minlength=n_par).astype(np.float64)
+            raked = _rake(table, total * q / max(q.sum(), 1e-12), child)
+        else:
+            raked = child[None, :]
         p1[c] = child / max(child.sum(), 1e-12)
-        _draw(synthetic, factor, sizes, gen)
-        placed.append(c)
-        factors.append(factor)
-    # Columns never placed (a single column, or none of the rounds reached them): independent.
+        cond = _normalise_rows(raked, p1[c])
+        cond = (1.0 - 1e-3) * cond + 1e-3 * p1[c][None, :]  # no hard zeros between measurements
+        tables.setdefault(c, []).append((ps, cond))
+        factors[c] = _node_factor(c, tables[c], synthetic, sizes)
+        if c not in order:
+            order.append(c)
+            _redraw(synthetic, factors[c], sizes, gen)
+        else:  # a refined column: redraw it and everything after it
+            for later in order[order.index(c) :]:
+                _redraw(synthetic, factors[later], sizes, gen)
+    # Columns never placed (a single column, or no rounds): independent.
     for i in range(d):
-        if i not in placed:
-            factors.append(Factor(columns=(i,), parents=(), table=p1[i][None, :]))
-    return BayesNet(sizes=tuple(sizes), factors=tuple(factors))
+        if i not in factors:
+            factors[i] = Factor(columns=(i,), parents=(), table=p1[i][None, :])
+            order.append(i)
+    return BayesNet(sizes=tuple(sizes), factors=tuple(factors[i] for i in order))

@@ -73,6 +73,7 @@ from safesynth.gateway.engines.tabular.model import (
 from safesynth.gateway.engines.tabular.options import TabularOptions, parse_options
 from safesynth.gateway.engines.tabular.planning import (
     ENGINE_NAME,
+    adaptive_rounds,
     column_roles,
     make_plan,
     schema_fingerprint,
@@ -265,7 +266,7 @@ class _Run:
                 sizes,
                 [one_way[i] for i in range(d)],
                 est_total,
-                [self.mech.sigma(f"measure:{r}") for r in range(1, d)],
+                [self.mech.sigma(f"measure:{r}") for r in range(1, adaptive_rounds(d, self.options) + 1)],
                 lambda r, s: self.mech.select(f"select:{r + 1}", s),
                 lambda r, counts: self.mech.histogram(f"measure:{r + 1}", counts),
                 self.gen,

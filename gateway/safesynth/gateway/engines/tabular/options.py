@@ -11,13 +11,14 @@ schema      0.10     DP bounds, DP quantile bins, DP category selection (only fo
 count       0.01     the DP row count (only when ``rows`` is None: "as many as the original")
 one_way     0.25     noisy 1-way marginals of every modelled column (Gaussian)
 select      0.14     the spanning tree: n-1 exponential mechanisms (MST's selection); with
-                     ``model="adaptive"``: the n-1 rounds' exponential mechanisms
+                     ``model="adaptive"``: the rounds' exponential mechanisms
 two_way     0.50     noisy 2-way marginals on the tree's edges (Gaussian); with
-                     ``model="adaptive"``: the n-1 rounds' measured 2- or 3-way marginals
+                     ``model="adaptive"``: the rounds' measured 2- or 3-way marginals
 ==========  =======  ===================================================================
 
-``model="adaptive"`` (see :mod:`.adaptive`) runs n-1 rounds, each an exponential mechanism
-(``select:<r>``) then a Gaussian measurement (``measure:<r>``), with equal shares per round.
+``model="adaptive"`` (see :mod:`.adaptive`) runs ``rounds`` rounds (default 2 (n-1)), each an
+exponential mechanism (``select:<r>``) then a Gaussian measurement (``measure:<r>``), with equal shares
+per round.
 
 Inside ``schema`` each column's steps weigh: bounds 1, fine histogram (quantile bins) 2, category
 selection 1. One noise multiplier scales every step; it is found by bisection with the accountant
@@ -55,6 +56,13 @@ class TabularOptions(BaseModel):
         description="'tree': MST-style spanning tree of 2-way marginals; 'adaptive': AIM-style rounds "
         "growing a Bayesian network of degree 2 (2- and 3-way marginals); 'independent': 1-way "
         "marginals only (a baseline floor)",
+    )
+    rounds: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="model='adaptive': number of rounds (default 2 (d-1) for d modelled columns; at "
+        "least d-1: the first d-1 rounds place the columns, the rest refine them)",
     )
     numeric_bins: int = Field(default=16, ge=2, le=256, description="max DP quantile bins per numeric column")
     fine_cells: int = Field(default=256, ge=8, le=4096, description="cells of the fine numeric grid")

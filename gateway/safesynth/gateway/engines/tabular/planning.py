@@ -9,7 +9,7 @@ calibrated with the accountant (``calibrate_noise_multiplier``) so that
 Step names (in run order): ``count``; ``bounds:<col>``, ``bins:<col>``, ``categories:<col>``;
 ``one_way:<col>``; ``select:<r>`` and ``two_way:<r>`` for r = 1..d-1 (the tree's edges are chosen at
 run time by the ``select`` steps, so the plan names them by round). With ``model="adaptive"`` the
-rounds alternate: ``select:1``, ``measure:1``, ..., ``select:<d-1>``, ``measure:<d-1>`` (what each
+rounds alternate: ``select:1``, ``measure:1``, ..., ``select:<R>``, ``measure:<R>`` (what each
 round measures is chosen at run time; how many rounds and their noise are fixed here).
 """
 
@@ -39,6 +39,7 @@ __all__ = [
     "ENGINE_NAME",
     "ColumnRoles",
     "StepSpec",
+    "adaptive_rounds",
     "column_roles",
     "make_plan",
     "plan_steps",
@@ -180,10 +181,19 @@ def plan_steps(schema: DatasetSchema, request: SynthesisRequest, options: Tabula
         for r in range(1, d):
             steps.append(StepSpec(f"two_way:{r}", "gaussian", (), share["two_way"] / (d - 1), k))
     if adaptive:
-        for r in range(1, d):
-            steps.append(StepSpec(f"select:{r}", "exponential", (), share["select"] / (d - 1), k))
-            steps.append(StepSpec(f"measure:{r}", "gaussian", (), share["two_way"] / (d - 1), k))
+        n_rounds = adaptive_rounds(d, options)
+        for r in range(1, n_rounds + 1):
+            steps.append(StepSpec(f"select:{r}", "exponential", (), share["select"] / n_rounds, k))
+            steps.append(StepSpec(f"measure:{r}", "gaussian", (), share["two_way"] / n_rounds, k))
     return steps
+
+
+def adaptive_rounds(d: int, options: TabularOptions) -> int:
+    """The number of rounds of ``model="adaptive"`` for ``d`` modelled columns (``d >= 2``)."""
+    n_rounds = 2 * (d - 1) if options.rounds is None else options.rounds
+    if n_rounds < d - 1:
+        raise InvalidRequest(f"rounds={n_rounds} is too few: the adaptive model needs at least {d - 1}")
+    return n_rounds
 
 
 def group_events(events: Sequence[DpEvent]) -> list[DpEvent]:
