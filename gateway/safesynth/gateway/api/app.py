@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from safesynth.gateway.api.audit_routes import audit_router
+from safesynth.gateway.api.fast_queries import QueryFastPath
 from safesynth.gateway.api.limits import BodyLimitMiddleware, RateLimiter
 from safesynth.gateway.api.problems import install_problem_handlers
 from safesynth.gateway.api.routes import router
@@ -28,8 +29,14 @@ from safesynth.sdk.routes import PROBLEM_CONTENT_TYPE
 __all__ = ["create_app", "serve"]
 
 
-def create_app(settings: GatewaySettings, *, gateway: Gateway | None = None) -> FastAPI:
-    """The gateway's ASGI app. ``gateway``: an already open service (tests); else opened at startup."""
+def create_app(
+    settings: GatewaySettings, *, gateway: Gateway | None = None, fast_queries: bool = True
+) -> FastAPI:
+    """The gateway's ASGI app. ``gateway``: an already open service (tests); else opened at startup.
+
+    ``fast_queries=False`` serves DP statistics through the FastAPI route instead of the
+    :class:`~safesynth.gateway.api.fast_queries.QueryFastPath` (tests check both answer alike).
+    """
     check_settings(settings)
 
     @asynccontextmanager
@@ -59,6 +66,8 @@ def create_app(settings: GatewaySettings, *, gateway: Gateway | None = None) -> 
     app.include_router(router)
     app.include_router(audit_router)
     _document_registration_body(app)
+    if fast_queries:
+        app.add_middleware(QueryFastPath)  # inside the body limit (added after it = wraps it)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_request_bytes,

@@ -20,7 +20,7 @@ from safesynth.gateway.service.errors import ServiceError
 from safesynth.gateway.settings import SettingsError
 from safesynth.sdk.routes import PROBLEM_CONTENT_TYPE
 
-__all__ = ["install_problem_handlers", "problem_response"]
+__all__ = ["install_problem_handlers", "problem_for", "problem_response"]
 
 _log = logging.getLogger("safesynth.gateway.api")
 
@@ -135,6 +135,24 @@ def _internal_error(request: Request, exc: Exception) -> JSONResponse:
         "the gateway failed; nothing private is shown here (see the gateway's log)",
         instance=request.url.path,
     )
+
+
+def problem_for(request: Request, exc: Exception) -> JSONResponse:
+    """The problem response the installed handlers give ``exc`` (for code outside FastAPI's routing)."""
+    from safesynth.gateway.dp.errors import DPError
+    from safesynth.gateway.engines.base import EngineError
+
+    if isinstance(exc, ServiceError):
+        return _service_error(request, exc)
+    if isinstance(exc, RequestValidationError):
+        return _validation_error(request, exc)
+    if isinstance(exc, StarletteHTTPException):
+        return _http_error(request, exc)
+    if isinstance(exc, DPError | EngineError | SettingsError):
+        return _coded_error(request, exc)
+    if isinstance(exc, NotImplementedError):
+        return _not_implemented(request, exc)
+    return _internal_error(request, exc)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
