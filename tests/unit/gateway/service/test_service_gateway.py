@@ -307,3 +307,59 @@ def test_admission_matches_the_filter_and_never_overspends(home: Home, epsilons:
             state = expected.new_state
         budget = home.gateway.budget(analyst, "d1")
         assert budget.epsilon_spent <= record.epsilon_total + 1e-9
+
+
+def test_concurrent_queries_on_two_datasets_spend_exactly_what_the_filter_admits(tmp_path: Path) -> None:
+    """48 threads, two datasets, one group-committed ledger: per dataset, the committed spends are
+    exactly as many as the filter admits in sequence, they replay under the filter, and a fresh
+    gateway (no caches) sees the same spent budget."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from safesynth.gateway.dp.events import event_from_json
+    from safesynth.gateway.dp.filter import PrivacyFilter
+    from safesynth.gateway.service.queries import plan_query
+
+    home = make_home(tmp_path, epsilon_total=1.0)
+    try:
+        admin = home.principal("admin")
+        bodies = [
+            (dataset, _count(0.15, filters=[{"column": "income", "op": "ge", "value": float(i)}]))
+            for i in range(24)
+            for dataset in ("d1", "d2")
+        ]
+
+        def send(item: tuple[str, wire.QueryRequest]) -> bool:
+            try:
+                home.gateway.query(admin, item[0], item[1])
+                return True
+            except BudgetExhausted:
+                return False
+
+        with ThreadPoolExecutor(max_workers=48) as pool:
+            outcomes = list(pool.map(send, bodies))
+        record = home.gateway.datasets.get("d1")
+        flt = PrivacyFilter(record.epsilon_total, record.delta_total)
+        events = plan_query(SCHEMA, bodies[0][1]).events
+        state, expected = flt.empty_state(), 0
+        while (decision := flt.decide(state, events)).admitted:
+            state, expected = decision.new_state, expected + 1
+        for dataset in ("d1", "d2"):
+            admitted = sum(ok for (d, _), ok in zip(bodies, outcomes, strict=True) if d == dataset)
+            spends = [
+                [event_from_json(e) for e in entry.payload["events"]]
+                for entry in home.gateway.ledger.entries(kinds=["spend/v1"])
+                if entry.payload["dataset"] == dataset
+            ]
+            assert admitted == len(spends) == expected
+            flt.replay(spends, strict=True)  # raises if the committed sequence is not admissible
+        spent = home.gateway.budget(admin, "d1").epsilon_spent
+        home.gateway.close()
+        fresh = Gateway(home.settings, recover_jobs=False)
+        try:
+            again = fresh.budget(fresh.authenticate(home.tokens["admin"]), "d1").epsilon_spent
+            assert again == pytest.approx(spent)
+        finally:
+            fresh.close()
+    finally:
+        home.gateway.close()
+    verify_store(home.settings.ledger_path)
