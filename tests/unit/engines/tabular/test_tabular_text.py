@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -18,7 +19,9 @@ from safesynth.gateway.engines.tabular.text import (
     DEFAULT_MAX_CHARS,
     build_prompt,
     clean_text,
+    keyword_counts,
     max_chars,
+    row_words,
     write_text_columns,
 )
 from safesynth.sdk.schema import ColumnKind, ColumnSpec, DatasetSchema
@@ -120,3 +123,63 @@ def test_the_real_model_writes_reviews_without_copying_training_text() -> None:
     for r in reviews:
         assert not grams(r) & train_grams  # no 10-word sequence shared with any training review
     assert result.report["text"]["cells"] == 2
+
+
+# ------------------------------------------------------------------------------ keyword guidance
+def test_row_words_and_keyword_counts_bound_each_unit() -> None:
+    gen = np.random.default_rng(0)
+    words = row_words("The battery lasts, the BATTERY is great and cheap 2024 ok", 10, gen)
+    assert words == ["battery", "cheap", "great", "lasts"]  # distinct, lower case, 4+ letters, no digits
+    assert len(row_words("alpha bravo charlie delta echo foxtrot", 2, gen)) == 2
+    assert row_words(None, 3, gen) == []
+    # One person writing three rows counts once per word and for at most `limit` words in all.
+    texts = ["alpha bravo", "charlie delta", "alpha echo", "alpha"]
+    counts = keyword_counts(texts, ["p1", "p1", "p1", "p2"], 2, gen)
+    assert sum(counts.values()) == 3 and counts.get("alpha", 0) <= 2
+    assert keyword_counts(texts, None, 5, gen)["alpha"] == 3
+
+
+def _review_table(n: int = 1000) -> pd.DataFrame:
+    gen = np.random.default_rng(3)
+    products = gen.choice(np.array(["lamp", "desk"], dtype=object), n)
+    reviews = [f"excellent sturdy {p} overall" for p in products]
+    reviews[5] = "excellent zqxsecretword lamp"
+    return pd.DataFrame({"product": products, "stars": gen.integers(1, 6, n), "review": reviews})
+
+
+def test_keyword_guidance_is_planned_charged_and_only_shows_selected_words(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.unit.engines.tabular.test_tabular_engine import _instrument
+
+    from safesynth.gateway.engines.base import SynthesisRequest
+    from safesynth.gateway.engines.tabular.engine import TabularEngine
+    from safesynth.gateway.engines.tabular.planning import group_events
+
+    schema = DatasetSchema(
+        description="Product reviews",
+        columns=(
+            ColumnSpec(name="product", kind=ColumnKind.CATEGORICAL, categories=("lamp", "desk")),
+            ColumnSpec(name="stars", kind=ColumnKind.NUMERIC, integer=True, lower=1, upper=5),
+            ColumnSpec(name="review", kind=ColumnKind.TEXT, max_length=40),
+        ),
+    )
+    engine = TabularEngine()
+    off = engine.plan(schema, SynthesisRequest("tabular", 4.0, 1e-6, rows=6))
+    assert not any(item.step.startswith("keywords:") for item in off.transcript)
+    plan = engine.plan(schema, SynthesisRequest("tabular", 4.0, 1e-6, rows=6, options={"text_keywords": 3}))
+    step = next(item for item in plan.transcript if item.step == "keywords:review")
+    assert step.mechanism == "partition_selection" and step.noise["max_partitions_contributed"] == 3
+    assert plan.cost.epsilon <= 4.0
+    seen = _instrument(monkeypatch)
+    runner = FakeRunner(["a fine lamp"])
+    ctx = EngineContext(rng=RandomSource.seeded(2), runner=runner)  # type: ignore[arg-type]
+    out = engine.run(plan, schema, _review_table(), ctx)
+    assert group_events(seen) == list(plan.events)
+    assert out.report["keywords_selected"]["review"] >= 2
+    hints = " ".join(p for p in runner.prompts if "Words often used" in p)
+    # "excellent" is in every row (~750 of 1000 rows keep it; the threshold is ~284 with discrete
+    # Laplace noise of scale ~17: selected except with negligible probability); the word of
+    # one row passes the threshold with probability below the planned delta share (~1e-7).
+    assert "excellent" in hints
+    assert "zqxsecretword" not in " ".join(runner.prompts)

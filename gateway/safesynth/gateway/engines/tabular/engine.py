@@ -12,10 +12,12 @@
    is never produced for it, and a value outside it (which the schema says does not exist) counts as null;
 4. noisy 1-way marginals (Gaussian), MST's domain compression;
 5. the spanning tree (n-1 exponential mechanisms on MST's independence-error scores);
-6. noisy 2-way marginals on the tree's edges; or, with ``model="adaptive"``, n-1 AIM-style rounds
+6. noisy 2-way marginals on the tree's edges; or, with ``model="adaptive"``, AIM-style rounds
    (exponential mechanism, then a Gaussian 2- or 3-way marginal) growing a Bayesian network
    (:mod:`.adaptive`);
-7. post-processing: the consistent tree model, sampling, numeric values drawn inside their bins,
+7. with option ``text_keywords`` > 0: per text column, a DP vocabulary (partition selection over
+   words, each privacy unit contributing at most ``text_keywords``) that guides the prompts;
+8. post-processing: the consistent tree model, sampling, numeric values drawn inside their bins,
    identifiers regenerated as opaque ids, text cells written by the local model from the synthetic
    row only.
 
@@ -78,7 +80,7 @@ from safesynth.gateway.engines.tabular.planning import (
     make_plan,
     schema_fingerprint,
 )
-from safesynth.gateway.engines.tabular.text import write_text_columns
+from safesynth.gateway.engines.tabular.text import keyword_counts, write_text_columns
 from safesynth.sdk.schema import ColumnKind, ColumnSpec, DatasetSchema
 
 if TYPE_CHECKING:
@@ -271,6 +273,19 @@ class _Run:
                 lambda r, counts: self.mech.histogram(f"measure:{r + 1}", counts),
                 self.gen,
             )
+        keywords: dict[str, list[str]] = {}
+        for spec in self.roles.text:
+            step = f"keywords:{spec.name}"
+            if self.mech.has(step):
+                counts = keyword_counts(
+                    list(self.data[spec.name].to_numpy()),
+                    None if self.persons is None else list(self.persons.to_numpy()),
+                    self.options.text_keywords,
+                    self.gen,
+                )
+                keywords[spec.name] = [str(w) for w in self.mech.partition(step, counts)]
+        if keywords:
+            self.report["keywords_selected"] = {name: len(words) for name, words in keywords.items()}
         self.mech.finish()
         measured = time.perf_counter()
         ctx.progress("measure", 1.0)
@@ -316,6 +331,7 @@ class _Run:
                 temperature=self.options.text_temperature,
                 progress=lambda f: ctx.progress("text", f),
                 check_cancelled=ctx.check_cancelled,
+                keywords=keywords,
             )
             text_report = stats.to_json()
         elif self.roles.text:

@@ -14,6 +14,7 @@ select      0.14     the spanning tree: n-1 exponential mechanisms (MST's select
                      ``model="adaptive"``: the rounds' exponential mechanisms
 two_way     0.50     noisy 2-way marginals on the tree's edges (Gaussian); with
                      ``model="adaptive"``: the rounds' measured 2- or 3-way marginals
+keywords    0.05     DP keyword selection of text columns (only with ``text_keywords`` > 0)
 ==========  =======  ===================================================================
 
 ``model="adaptive"`` (see :mod:`.adaptive`) runs ``rounds`` rounds (default 2 (n-1)), each an
@@ -42,6 +43,7 @@ DEFAULT_SPLIT: dict[str, float] = {
     "one_way": 0.25,
     "select": 0.14,
     "two_way": 0.50,
+    "keywords": 0.05,
 }
 
 
@@ -74,6 +76,14 @@ class TabularOptions(BaseModel):
         default=0.25, gt=0, lt=1, description="share of delta given to DP category selection"
     )
     text_batch_size: int = Field(default=8, ge=1, le=256)
+    text_keywords: int = Field(
+        default=0,
+        ge=0,
+        le=50,
+        description="DP keyword guidance for text columns: each row contributes at most this many "
+        "distinct words to a DP-selected (noisy threshold) vocabulary per text column that guides the "
+        "prompts; 0 (default) turns it off and spends nothing",
+    )
     text_temperature: float = Field(default=0.8, ge=0, le=2)
 
     @field_validator("split")

@@ -10,7 +10,8 @@ Step names (in run order): ``count``; ``bounds:<col>``, ``bins:<col>``, ``catego
 ``one_way:<col>``; ``select:<r>`` and ``two_way:<r>`` for r = 1..d-1 (the tree's edges are chosen at
 run time by the ``select`` steps, so the plan names them by round). With ``model="adaptive"`` the
 rounds alternate: ``select:1``, ``measure:1``, ..., ``select:<R>``, ``measure:<R>`` (what each
-round measures is chosen at run time; how many rounds and their noise are fixed here).
+round measures is chosen at run time; how many rounds and their noise are fixed here). Last, with
+``text_keywords`` > 0: ``keywords:<text col>`` (DP vocabulary selection per text column).
 """
 
 from __future__ import annotations
@@ -158,12 +159,14 @@ def plan_steps(schema: DatasetSchema, request: SynthesisRequest, options: Tabula
     if tree or adaptive:
         groups["select"] = split["select"]
         groups["two_way"] = split["two_way"]
+    keyword_columns = [spec.name for spec in roles.text] if options.text_keywords > 0 else []
+    if keyword_columns:
+        groups["keywords"] = split["keywords"]
     norm = sum(groups.values())
     if norm <= 0:
         return []
     share = {g: v / norm for g, v in groups.items()}
-
-    n_partition = sum(1 for s in schema_steps if s[1] == "partition_selection")
+    n_partition = sum(1 for s in schema_steps if s[1] == "partition_selection") + len(keyword_columns)
     partition_delta = options.partition_delta_share * request.delta / n_partition if n_partition else 0.0
     steps: list[StepSpec] = []
     if "count" in share:
@@ -185,6 +188,10 @@ def plan_steps(schema: DatasetSchema, request: SynthesisRequest, options: Tabula
         for r in range(1, n_rounds + 1):
             steps.append(StepSpec(f"select:{r}", "exponential", (), share["select"] / n_rounds, k))
             steps.append(StepSpec(f"measure:{r}", "gaussian", (), share["two_way"] / n_rounds, k))
+    for name in keyword_columns:
+        weight = share["keywords"] / len(keyword_columns)
+        m = options.text_keywords * k
+        steps.append(StepSpec(f"keywords:{name}", "partition_selection", (name,), weight, m, partition_delta))
     return steps
 
 

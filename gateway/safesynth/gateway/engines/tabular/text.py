@@ -6,13 +6,20 @@ the DP release: zero extra epsilon. No private text is ever shown to the model.
 
 Each cell has a length budget: the schema's ``max_length`` (characters) or ``DEFAULT_MAX_CHARS``; the
 token budget follows from it and the text is cut at a word boundary to fit.
+
+Optional keyword guidance (option ``text_keywords`` = k > 0): ``keyword_counts`` bounds each privacy
+unit to at most k distinct words (random ones among its rows' words, minus stop words) and counts, per
+word, the units using it; the engine's planned ``keywords:<col>`` step (DP partition selection: noise
+and a threshold) releases the words frequent enough; each prompt then lists a few of them, drawn at
+random (post-processing). No word seen only in the private data can appear in a prompt unless it
+passed the DP selection.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,13 +30,110 @@ if TYPE_CHECKING:
     from safesynth.gateway.llm import Runner
     from safesynth.sdk.schema import ColumnSpec, DatasetSchema
 
-__all__ = ["DEFAULT_MAX_CHARS", "TextStats", "build_prompt", "clean_text", "max_chars", "write_text_columns"]
+__all__ = [
+    "DEFAULT_MAX_CHARS",
+    "TextStats",
+    "build_prompt",
+    "clean_text",
+    "keyword_counts",
+    "max_chars",
+    "row_words",
+    "write_text_columns",
+]
 
 #: Length budget (characters) of a text cell whose schema gives no ``max_length``.
 DEFAULT_MAX_CHARS = 280
 _CHARS_PER_TOKEN = 3.5
 _MAX_TOKENS = 512
 _FALLBACK = "-"
+_HINTS_PER_PROMPT = 6
+_WORD = re.compile(r"[^\W\d_][^\W\d_'-]{3,}")
+_STOP = frozenset(
+    [
+        "this",
+        "that",
+        "with",
+        "have",
+        "from",
+        "they",
+        "were",
+        "been",
+        "will",
+        "would",
+        "there",
+        "their",
+        "what",
+        "when",
+        "which",
+        "your",
+        "about",
+        "just",
+        "very",
+        "also",
+        "than",
+        "then",
+        "them",
+        "into",
+        "only",
+        "more",
+        "most",
+        "some",
+        "such",
+        "much",
+        "many",
+        "other",
+        "over",
+        "after",
+        "before",
+        "because",
+        "could",
+        "should",
+        "does",
+        "doesn",
+        "didn",
+        "don",
+        "isn",
+        "wasn",
+        "really",
+        "even",
+        "still",
+        "like",
+        "make",
+        "made",
+    ]
+)
+
+
+def row_words(text: object, limit: int, gen: np.random.Generator) -> list[str]:
+    """At most ``limit`` distinct lower-case words (4+ letters, no stop words) of one cell, at random."""
+    if not isinstance(text, str):
+        return []
+    words = sorted({w.lower() for w in _WORD.findall(text)} - _STOP)
+    if len(words) <= limit:
+        return words
+    return [words[i] for i in gen.choice(len(words), size=limit, replace=False)]
+
+
+def keyword_counts(
+    texts: Sequence[object], units: Sequence[object] | None, limit: int, gen: np.random.Generator
+) -> dict[str, int]:
+    """Per word, the number of privacy units using it, each unit contributing at most ``limit`` distinct
+    words over all its rows (``units`` None: each row is a unit). The input of DP partition selection
+    with ``max_partitions_contributed = limit``."""
+    per_unit: dict[object, set[str]] = {}
+    for i, text in enumerate(texts):
+        unit = ("__row__", i) if units is None else units[i]
+        if unit is None or (isinstance(unit, float) and unit != unit):
+            unit = ("__row__", i)
+        per_unit.setdefault(unit, set()).update(row_words(text, limit, gen))
+    counts: dict[str, int] = {}
+    for words in per_unit.values():
+        chosen = sorted(words)
+        if len(chosen) > limit:
+            chosen = [chosen[i] for i in gen.choice(len(chosen), size=limit, replace=False)]
+        for w in chosen:
+            counts[w] = counts.get(w, 0) + 1
+    return counts
 
 
 def max_chars(spec: ColumnSpec) -> int:
@@ -55,13 +159,18 @@ def _system_prompt(schema: DatasetSchema) -> str:
     return text
 
 
-def build_prompt(spec: ColumnSpec, context: Sequence[tuple[ColumnSpec, Any]], limit: int) -> str:
-    """The user message for one cell: the row's other values (synthetic) and the field to write."""
+def build_prompt(
+    spec: ColumnSpec, context: Sequence[tuple[ColumnSpec, Any]], limit: int, hints: Sequence[str] = ()
+) -> str:
+    """The user message for one cell: the row's other values (synthetic), optional DP-selected
+    ``hints`` (words common in this field) and the field to write."""
     lines = ["The record:"]
     for other, value in context:
         label = f"{other.name} ({other.description})" if other.description else other.name
         lines.append(f"- {label}: {_format(value)}")
     what = f"'{spec.name}'" + (f" ({spec.description})" if spec.description else "")
+    if hints:
+        lines.append(f"Words often used in this field (use some if they fit): {', '.join(hints)}.")
     lines.append(f"Write the {what} field of this record, at most {limit} characters.")
     return "\n".join(lines)
 
@@ -113,9 +222,13 @@ def write_text_columns(
     temperature: float = 0.8,
     progress: Callable[[float], None] | None = None,
     check_cancelled: Callable[[], None] | None = None,
+    keywords: Mapping[str, Sequence[str]] | None = None,
 ) -> TextStats:
-    """Fill ``table``'s text columns in place, batch by batch; returns the aggregate stats."""
+    """Fill ``table``'s text columns in place, batch by batch; returns the aggregate stats.
+    ``keywords`` maps a text column to its DP-selected words (prompt hints, a few per cell)."""
     import time
+
+    hint_gen = np.random.default_rng(seed)
 
     stats = TextStats()
     started = time.perf_counter()
@@ -131,8 +244,23 @@ def write_text_columns(
             if check_cancelled is not None:
                 check_cancelled()
             stop = min(start + batch_size, len(table))
+            vocabulary = list((keywords or {}).get(spec.name, ()))
             prompts = [
-                build_prompt(spec, [(c, rows[i][c.name]) for c in context_columns] if rows else [], limit)
+                build_prompt(
+                    spec,
+                    [(c, rows[i][c.name]) for c in context_columns] if rows else [],
+                    limit,
+                    [
+                        vocabulary[j]
+                        for j in sorted(
+                            hint_gen.choice(
+                                len(vocabulary), size=min(_HINTS_PER_PROMPT, len(vocabulary)), replace=False
+                            )
+                        )
+                    ]
+                    if vocabulary
+                    else (),
+                )
                 for i in range(start, stop)
             ]
             batch_seed = (seed + start * 7919 + len(values)) % (2**31)
