@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import Any
 
-from safesynth.ledger.errors import AppenderClosedError
+from safesynth.ledger.errors import AppenderClosedError, LedgerError
 from safesynth.ledger.store import AppendRequest, AppendResult, Check, LedgerStore
 
 __all__ = ["Appender"]
@@ -37,7 +37,7 @@ class Appender:
 
     def __init__(self, store: LedgerStore, *, max_batch: int = 1000, max_queue: int = 10_000) -> None:
         if max_batch < 1 or max_queue < 1:
-            raise ValueError("max_batch and max_queue must be at least 1")
+            raise LedgerError("max_batch and max_queue must be at least 1")
         self.store = store
         self.max_batch = max_batch
         self.max_queue = max_queue

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
 import os
@@ -33,8 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from safesynth.ledger.checkpoint import Checkpoint, SignedNote
-from safesynth.ledger.entry import ENTRY_TAG, scan_entry_json
-from safesynth.ledger.errors import LedgerError, LedgerVerificationError, NonCanonicalNumberError
+from safesynth.ledger.errors import LedgerError, LedgerVerificationError
 from safesynth.ledger.export import (
     CHECKPOINTS_FILE,
     ENTRIES_FILE,
@@ -44,8 +44,9 @@ from safesynth.ledger.export import (
     dump_json_line,
     dump_manifest,
 )
-from safesynth.ledger.keyhistory import ROTATION_KIND, KeyHistory, verify_rotation_payload
+from safesynth.ledger.keyhistory import KeyHistory, verify_rotation_payload
 from safesynth.ledger.keys import Verifier
+from safesynth.ledger.leaves import iter_leaves
 from safesynth.ledger.merkle import Frontier
 
 __all__ = ["STEPS", "VerificationReport", "verify_export"]
@@ -250,12 +251,14 @@ def verify_export(
     witnesses: Sequence[Verifier] = (),
     require_witness: bool = False,
     expected_checkpoint: str | None = None,
+    workers: int | None = None,
 ) -> VerificationReport:
     """Verify an export bundle against the log's public key; raise LedgerVerificationError on failure.
 
     ``public_key`` is a :class:`Verifier`, a verifier key string, or the raw 32-byte Ed25519 key;
     it may be any key of the log's history. ``expected_checkpoint`` is a signed checkpoint obtained
-    earlier (e.g. a receipt): the export must contain the same tree at that size.
+    earlier (e.g. a receipt): the export must contain the same tree at that size. ``workers``:
+    processes that check and hash entry lines (``None``: automatic, by file size; ``0``: none).
     """
     started = time.perf_counter()
     root = Path(directory)
@@ -301,38 +304,18 @@ def verify_export(
             expected_root.append(frontier.root())
 
     take_checkpoints()
-    step = "3-entries"
-    sha256 = hashlib.sha256
-    tag = b"\x00" + ENTRY_TAG
     append = frontier.append
-    with (root / ENTRIES_FILE).open("rb") as f:
-        for seq, raw in enumerate(f):
-            if raw[-1:] != b"\n":
-                raise _fail(step, "the entries file does not end with a newline", seq)
-            body = raw[:-1]
-            try:
-                obj, entry_seq, kind = scan_entry_json(body)
-            except NonCanonicalNumberError as exc:
-                raise _fail(
-                    step, "entry holds a float; privacy figures must be decimal strings", seq
-                ) from exc
-            except LedgerError as exc:
-                raise _fail(step, f"malformed entry: {exc}", seq) from exc
-            if entry_seq != seq:
-                raise _fail(
-                    step,
-                    f"line {seq} holds entry {entry_seq}: entries are missing, reordered or duplicated",
-                    seq,
-                )
-            if kind == ROTATION_KIND:
+    with contextlib.closing(iter_leaves(root / ENTRIES_FILE, workers)) as leaves:
+        for seq, (leaf, rotation) in enumerate(leaves):
+            if rotation is not None:
                 try:
-                    _, new = verify_rotation_payload(origin, seq, obj["payload"])
+                    _, new = verify_rotation_payload(origin, seq, rotation["payload"])
                 except LedgerError as exc:
                     raise _fail("4-rotation", str(exc), seq) from exc
                 if not periods or periods[0].rotation_seq != seq or periods[0].verifier != new:
                     raise _fail("4-rotation", "the rotation entry does not match the key history", seq)
                 periods.pop(0)
-            append(sha256(tag + body).digest())
+            append(leaf)
             if (pending is not None and pending[0] <= seq + 1) or expected is not None:
                 take_checkpoints()
     if periods:

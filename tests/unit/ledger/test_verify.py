@@ -5,14 +5,18 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import threading
 import time
+from collections.abc import Callable, Generator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from safesynth.ledger import (
+    Appender,
     InclusionProof,
     LedgerError,
     LedgerStore,
@@ -21,6 +25,7 @@ from safesynth.ledger import (
     Signer,
     verify_proof_bundle,
 )
+from safesynth.ledger import leaves as leaves_module
 from safesynth.ledger.checkpoint import SignedNote
 from safesynth.ledger.export import dump_manifest
 from safesynth.ledger.verify import verify_export
@@ -239,3 +244,111 @@ def test_proof_bundle_round_trip(bundle: Bundle) -> None:
     obj["leaf_index"] = 4
     with pytest.raises(LedgerError):
         verify_proof_bundle(obj, [bundle.log2.verifier()])
+
+
+# ----------------------------------------------------------------- entry lines checked in workers
+# The same verdict, step and entry as the serial path, with the entries file cut every ~300 bytes.
+
+
+@pytest.fixture(scope="module")
+def chunked(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
+    return Bundle(tmp_path_factory.mktemp("parallel"), n=40)
+
+
+@pytest.fixture
+def parallel_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Cut the entries file every ~300 bytes and count the calls of the parallel path."""
+    monkeypatch.setattr(leaves_module, "_CHUNK_BYTES", 300)
+    calls: list[int] = []
+    real = leaves_module._parallel
+
+    def spy(path: Path, size: int, workers: int) -> Generator[Any, None, None]:
+        calls.append(workers)
+        return real(path, size, workers)
+
+    monkeypatch.setattr(leaves_module, "_parallel", spy)
+    assert threading.active_count() == 1  # otherwise the workers would not be forked
+    return calls
+
+
+def _outcome(verify: Callable[[], object]) -> tuple[str, int | None] | None:
+    try:
+        verify()
+    except LedgerVerificationError as exc:
+        return exc.step, exc.seq
+    return None
+
+
+def _both(bundle: Bundle) -> tuple[tuple[str, int | None] | None, tuple[str, int | None] | None]:
+    def run(workers: int) -> object:
+        return verify_export(
+            bundle.dir, bundle.log.verifier(), witnesses=[bundle.witness.witness_verifier()], workers=workers
+        )
+
+    return _outcome(lambda: run(0)), _outcome(lambda: run(2))
+
+
+def test_clean_export_in_workers(chunked: Bundle, parallel_calls: list[int]) -> None:
+    chunked.restore()
+    serial = verify_export(chunked.dir, chunked.log.verifier(), workers=0)
+    parallel = verify_export(chunked.dir, chunked.log.verifier(), workers=2)
+    assert parallel_calls == [2]
+    assert (parallel.tree_size, parallel.root_hash, parallel.checkpoints_verified) == (
+        serial.tree_size,
+        serial.root_hash,
+        serial.checkpoints_verified,
+    )
+    entries = chunked.dir / "entries.jsonl"
+    assert len(leaves_module._ranges(entries, entries.stat().st_size)) > 5  # several chunks
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda ls: ls[:9] + ls[10:],  # delete (lands at a chunk cut for some lines)
+        lambda ls: [*ls[:5], ls[6], ls[5], *ls[7:]],  # swap
+        lambda ls: [*ls[:20], ls[20], *ls[20:]],  # duplicate
+        lambda ls: [*ls[:-1], ls[-1].rstrip(b"\n")],  # no final newline
+        lambda ls: [*ls[:12], b"{}\n", *ls[13:]],  # malformed line
+        lambda ls: [*ls[:30], ls[30].replace(b'"0.125"', b"0.125"), *ls[31:]],  # a float
+        lambda ls: ls[:-3],  # truncation
+    ],
+)
+def test_structural_edits_give_the_serial_error(
+    chunked: Bundle, parallel_calls: list[int], edit: Callable[[list[bytes]], list[bytes]]
+) -> None:
+    chunked.restore()
+    lines = chunked.pristine["entries.jsonl"].splitlines(keepends=True)
+    (chunked.dir / "entries.jsonl").write_bytes(b"".join(edit(lines)))
+    chunked.refresh_manifest()
+    serial, parallel = _both(chunked)
+    assert serial is not None and serial == parallel
+    assert parallel_calls
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_flipped_bytes_give_the_serial_error(
+    chunked: Bundle, parallel_calls: list[int], data: st.DataObject
+) -> None:
+    chunked.restore()
+    raw = bytearray(chunked.pristine["entries.jsonl"])
+    pos = data.draw(st.integers(0, len(raw) - 1))
+    raw[pos] ^= data.draw(st.integers(1, 255))
+    (chunked.dir / "entries.jsonl").write_bytes(bytes(raw))
+    chunked.refresh_manifest()
+    serial, parallel = _both(chunked)
+    assert serial is not None and serial == parallel
+
+
+def test_an_appender_written_store_exports_and_verifies_in_workers(
+    tmp_path: Path, parallel_calls: list[int]
+) -> None:
+    signer = Signer.generate("log")
+    with LedgerStore.create(tmp_path / "l.db", signer, origin="test.example/p") as store:
+        with Appender(store, max_batch=8) as appender:
+            futures = [appender.submit("spend/v1", {"i": i}, actor="a") for i in range(60)]
+        assert [f.result().seq for f in futures] == list(range(60))
+        store.export(tmp_path / "export", checkpoint_interval=4)
+    assert verify_export(tmp_path / "export", signer.verifier(), workers=2).tree_size == 60
+    assert parallel_calls == [2]
