@@ -63,8 +63,32 @@ NOMINAL_DELTA = 1e-12
 FAST_METHODS = ("gdp", "rdp", "pure", "basic")
 
 
+_COSTS: dict[tuple[tuple[DpEvent, ...], float], PrivacyCost] = {}
+_COSTS_LOCK = threading.Lock()
+_COSTS_SIZE = 1024
+
+
 def query_cost(events: Sequence[DpEvent], delta: float) -> PrivacyCost:
-    """The accountant's cost of a request's events; a pure-DP result spends delta 0."""
+    """The accountant's cost of a request's events; a pure-DP result spends delta 0.
+
+    A pure function of public inputs: memoized (repeated request shapes cost one composition).
+    """
+    key = (tuple(events), float(delta))
+    try:
+        with _COSTS_LOCK:
+            cached = _COSTS.get(key)
+    except TypeError:  # an unhashable event: compute every time
+        return _query_cost(events, delta)
+    if cached is None:
+        cached = _query_cost(events, delta)
+        with _COSTS_LOCK:
+            _COSTS[key] = cached
+            while len(_COSTS) > _COSTS_SIZE:
+                _COSTS.pop(next(iter(_COSTS)))
+    return cached
+
+
+def _query_cost(events: Sequence[DpEvent], delta: float) -> PrivacyCost:
     d = delta if delta > 0 else NOMINAL_DELTA
     try:  # pure-DP requests: the exact sum of epsilons, no curve to evaluate
         cost = compose(list(events), delta=d, methods=("pure",))
