@@ -6,10 +6,20 @@ Reproduce (from the repository root):
     .venv/bin/python benchmarks/tabular.py              # full run -> benchmarks/results/tabular.*
     .venv/bin/python benchmarks/tabular.py --quick      # epsilon 1, one seed, no MST, no text
 
+Split over short locked runs (as for the published results; then ``--merge DIR ...``):
+
+    flock /tmp/safesynth-bench.lock .venv/bin/python benchmarks/tabular.py --epsilons 1.0 --no-mst \
+        --no-text --no-private-schema --seeds 3 --floor-seeds 1 --out /tmp/g1.0      # one per epsilon
+    flock /tmp/safesynth-bench.lock .venv/bin/python benchmarks/tabular.py --epsilons --no-text \
+        --no-private-schema --mst-seeds 1 --seed-start 2 --mst-epsilons 1.0 --mst-iters 1000 --out /tmp/m2
+
 Methods, side by side in the same run and on the same public schema (category lists and numeric bounds
 treated as public, as in the DP synthesis literature):
 
-* ``ours``: the tabular engine (MST-style tree model in numpy), default options;
+* ``ours``: the tabular engine (MST-style tree model in numpy), default options (``model="tree"``);
+* ``adaptive``: the tabular engine with ``model="adaptive"`` (AIM-style rounds: exponential-mechanism
+  selection of 2- and 3-way marginals, Gaussian measurements, a Bayesian network of degree 2 whose
+  refined columns combine several measured tables by iterative proportional fitting);
 * ``independent``: the same engine with ``model="independent"`` (1-way marginals only): the floor;
 * ``mst``: MST (McKenna, Miklau & Sheldon 2021) with Private-PGM (``mbi`` 2.0, JAX), the reference
   algorithm ported to mbi's 2.0 API, noise calibrated with our accountant to the same (epsilon, delta).
@@ -483,6 +493,14 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+LABELS = {
+    "ours": "ours, tree (default)",
+    "adaptive": "ours, adaptive",
+    "independent": "independent floor",
+    "mst": "MST (mbi)",
+}
+
+
 def write_markdown(payload: dict[str, Any], path: Path) -> None:
     s = payload["summary"]
     lines = [
@@ -502,7 +520,8 @@ def write_markdown(payload: dict[str, Any], path: Path) -> None:
     ]
     for r in s:
         lines.append(
-            f"| {r['method']} | {r['epsilon']} | {r['seeds']} | {r['tvd_1way']:.4f} | {r['tvd_2way']:.4f} | "
+            f"| {LABELS.get(r['method'], r['method'])} | {r['epsilon']} | {r['seeds']} | "
+            f"{r['tvd_1way']:.4f} | {r['tvd_2way']:.4f} | "
             f"{r['tvd_3way']:.4f} | {r['lr_accuracy']:.3f} | {r['lr_auc']:.3f} | {r['hgb_accuracy']:.3f} | "
             f"{r['hgb_auc']:.3f} | {r['seconds']:.2f} | {r['peak_mb']:.0f} |"
         )
@@ -525,6 +544,8 @@ def write_markdown(payload: dict[str, Any], path: Path) -> None:
             f"mean {t['mean_chars']:.0f} chars).",
         ]
     lines += ["", "Plot: `tabular.png` (utility vs epsilon, utility vs seconds).", ""]
+    if payload.get("notes"):
+        lines += ["## Notes", *payload["notes"], ""]
     path.write_text("\n".join(lines))
 
 
@@ -540,12 +561,20 @@ def plot(summary: list[dict[str, Any]], real: dict[str, float], path: Path) -> N
         rs = sorted((r for r in summary if r["method"] == m), key=lambda r: r["epsilon"])
         eps = [r["epsilon"] for r in rs]
         axes[0].errorbar(
-            eps, [r["tvd_2way"] for r in rs], yerr=[r["tvd_2way_sd"] for r in rs], marker="o", label=m
+            eps,
+            [r["tvd_2way"] for r in rs],
+            yerr=[r["tvd_2way_sd"] for r in rs],
+            marker="o",
+            label=LABELS.get(m, m),
         )
         axes[1].errorbar(
-            eps, [r["hgb_auc"] for r in rs], yerr=[r["hgb_auc_sd"] for r in rs], marker="o", label=m
+            eps,
+            [r["hgb_auc"] for r in rs],
+            yerr=[r["hgb_auc_sd"] for r in rs],
+            marker="o",
+            label=LABELS.get(m, m),
         )
-        axes[2].scatter([r["seconds"] for r in rs], [r["hgb_auc"] for r in rs], label=m)
+        axes[2].scatter([r["seconds"] for r in rs], [r["hgb_auc"] for r in rs], label=LABELS.get(m, m))
         for r in rs:
             axes[2].annotate(f"eps {r['epsilon']}", (r["seconds"], r["hgb_auc"]), fontsize=7)
     axes[1].axhline(real["hgb_auc"], color="grey", ls="--", label="real data")
@@ -565,8 +594,9 @@ def plot(summary: list[dict[str, Any]], real: dict[str, float], path: Path) -> N
     fig.savefig(path, dpi=110)
 
 
-def merge(dirs: list[Path], out: Path) -> None:
-    """Combine the results of several partial runs (e.g. one process per epsilon) into one."""
+def merge(dirs: list[Path], out: Path, notes: list[str] | None = None) -> None:
+    """Combine the results of several partial runs (e.g. one process per epsilon) into one;
+    ``notes`` (Markdown lines) go at the end of the report."""
     parts = [json.loads((d / "tabular.json").read_text()) for d in dirs]
     runs = [r for p in parts for r in p["runs"]]
     main_runs = [r for r in runs if r["method"] != "ours-private-schema"]
@@ -580,6 +610,7 @@ def merge(dirs: list[Path], out: Path) -> None:
             "private_schema": summarize(private),
             "text": next((p["text"] for p in parts if p.get("text")), None),
             "failures": [f for p in parts for f in p.get("failures", [])],
+            "notes": notes,
         }
     )
     out.mkdir(parents=True, exist_ok=True)
@@ -612,6 +643,7 @@ def main() -> None:
     parser.add_argument("--no-private-schema", action="store_true")
     parser.add_argument("--text-rows", type=int, default=12)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--notes", type=Path, default=None, help="with --merge: Markdown notes to append")
     parser.add_argument("--seed-start", type=int, default=1, help="first seed (split seeds over locked runs)")
     parser.add_argument(
         "--methods",
@@ -629,7 +661,7 @@ def main() -> None:
             True,
         )
     if args.merge:
-        merge(args.merge, args.out)
+        merge(args.merge, args.out, args.notes.read_text().splitlines() if args.notes else None)
         return
     mst_seeds = args.mst_seeds if args.mst_seeds is not None else args.seeds
     train, test = load_adult()
