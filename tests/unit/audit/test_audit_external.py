@@ -1,19 +1,22 @@
 """Audits of external tables: what stays meaningful without the dataset's audit design.
 
-Fixed seeds. An independent sample is a negative control: its FAIL rate is at most alpha_fail = 1%
-(Bonferroni over the copy check and the split's combined p-value), so this test fails by chance with
-probability <= 1%. The copy controls are far beyond any threshold (p-values below 1e-100).
+Fixed seeds. An independent sample and an honest DP release are negative controls: their FAIL rate
+is at most alpha_fail = 1% (Bonferroni over the copy check, the near-copy check and the split's
+combined p-value), so each such test fails by chance with probability <= 1%. The copy controls are
+far beyond any threshold (p-values below 1e-6).
 """
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from audit_fixtures import Scenario, adult_schema, scenario
 
 from safesynth.gateway.audit import AuditOptions, ColumnsMismatch, Verdict
+from safesynth.gateway.audit import controls as ctl
 from safesynth.gateway.audit.external import (
     CAVEATS,
     EXTERNAL_SCOPE,
@@ -21,6 +24,9 @@ from safesynth.gateway.audit.external import (
     copy_check,
     run_external_audit,
 )
+from safesynth.gateway.dp.rng import RandomSource
+from safesynth.gateway.engines import get_engine
+from safesynth.gateway.engines.base import EngineContext, SynthesisRequest
 
 FAST = AuditOptions(power_replicates=5, power_permutations=99)
 
@@ -65,6 +71,26 @@ def test_ten_percent_copies_of_the_whole_table_are_flagged(sc: Scenario) -> None
     report = _run(sc, mixed)
     assert report.verdict is Verdict.FAIL
     assert report.copies.copy_share > report.copies.natural_duplicate_share + 0.05
+
+
+def test_jittered_copies_are_near_copies(sc: Scenario) -> None:
+    rng = np.random.default_rng(8)
+    mixed = pd.concat(
+        [sc.independent.iloc[:1350], ctl.jittered_copies(sc.registered, adult_schema(), 150, rng)]
+    )
+    report = _run(sc, mixed)
+    assert report.verdict is Verdict.FAIL and report.rule == "near-copies"
+    assert report.near is not None and report.near.near_share > report.near.natural_share + 0.02
+    assert report.copies.copy_share < 0.01  # no exact copy: only the near-copy check sees them
+
+
+def test_honest_dp_output_of_the_whole_table_is_not_flagged(sc: Scenario) -> None:
+    # "Another tool" trained on the whole registered table, honestly DP: no alarm (false-alarm rate <= 1%).
+    schema = adult_schema()
+    plan = get_engine("tabular").plan(schema, SynthesisRequest(engine="tabular", epsilon=4.0, delta=1e-6))
+    out = get_engine("tabular").run(plan, schema, sc.registered, EngineContext(rng=RandomSource.seeded(4)))
+    report = _run(sc, out.table)
+    assert report.verdict is not Verdict.FAIL, report.reason
 
 
 def test_extra_columns_are_ignored_and_listed_missing_ones_refused(sc: Scenario) -> None:

@@ -8,6 +8,10 @@ private to the gateway). What stays meaningful:
   to some registered row, against the share of registered rows equal to another registered row (what a
   fresh sample of the population shows by chance). Valid whatever the generator saw; Fisher's exact
   test, one-sided.
+* **near copies vs natural nearest-neighbour distances** (``near-copy check``, :func:`near_copy_check`):
+  external rows nearer to the registered rows than 99% of real rows are to each other, against held-out
+  real rows (numbers as z-scores, so a small jitter stays near). Catches jittered copies; valid whatever
+  the generator saw (a generator that only makes very typical rows could raise it).
 * **the membership comparison of the registration split** (every attack of :func:`run_audit`, members =
   training split, non-members = the never-seen rows): the membership coins are fair and the external
   tool never saw them, so a significant signal still means the table depends on *which* rows are in the
@@ -28,6 +32,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from safesynth.gateway.audit.design import AuditDesign
@@ -43,7 +48,9 @@ __all__ = [
     "MEANINGFUL",
     "CopyCheck",
     "ExternalAuditReport",
+    "NearCopyCheck",
     "copy_check",
+    "near_copy_check",
     "run_external_audit",
 ]
 
@@ -53,6 +60,8 @@ EXTERNAL_SCOPE = "external-table/v1"
 MEANINGFUL: tuple[str, ...] = (
     "copy check: external rows equal to a registered row vs the natural duplicate rate of the registered "
     "table (valid whatever data the external tool saw)",
+    "near-copy check: external rows closer to the registered rows than 99% of real rows are to each other "
+    "(split-half nearest-neighbour distances; valid whatever data the external tool saw)",
     "membership comparison on the registration split (training vs never-seen rows): a significant signal "
     "means the table depends on which rows are in the gateway's training split (false-alarm rate <= alpha)",
 )
@@ -62,8 +71,8 @@ CAVEATS: tuple[str, ...] = (
     "a generator trained on the whole table makes every row a member, so 'no signal' is INCONCLUSIVE",
     "the epsilon lower bound refutes a claimed epsilon only under that same assumption",
     "the internal power figure measures copying of training-split rows only",
-    "near-copies (jittered rows) are not caught by the copy check; the distance attacks see them only "
-    "under the assumption above",
+    "the near-copy check compares with real rows' distances to each other: a generator that only makes "
+    "very typical rows can look near without copying",
 )
 
 
@@ -108,6 +117,84 @@ def copy_check(registered: pd.DataFrame, external: pd.DataFrame, schema: Dataset
 
 
 @dataclass(frozen=True)
+class NearCopyCheck:
+    """External rows nearer to registered rows than real rows are to each other (split halves)."""
+
+    quantile: float
+    external_rows: int
+    near_share: float  # the larger of the two halves' shares of near external rows
+    natural_share: float  # the same share among held-out real rows (what a fresh sample shows)
+    fisher_p: float  # the smaller of the two one-sided Fisher tests, times 2 (Bonferroni)
+
+
+def _z_embedding(encoder: MixedEncoder, df: pd.DataFrame, reference: pd.DataFrame) -> npt.NDArray[np.float32]:
+    """The audit embedding with numbers as z-scores (the reference's mean and std) instead of ranks.
+
+    Ranks make a small jitter of a zero-inflated column (capital gains) a large move; z-scores keep
+    a near copy near. One unit of distance is still about one differing categorical column.
+    """
+    emb = encoder.encode(df).embedding.copy()
+    for sl in encoder.slices:
+        if sl.kind != "numeric":
+            continue
+        ref = pd.to_numeric(reference[sl.name], errors="coerce").to_numpy(dtype=np.float64)
+        ref = ref[np.isfinite(ref)]
+        mean, std = (float(ref.mean()), float(ref.std())) if ref.size else (0.0, 1.0)
+        x = pd.to_numeric(df[sl.name], errors="coerce").to_numpy(dtype=np.float64)
+        z = np.where(np.isfinite(x), (np.nan_to_num(x) - mean) / (std if std > 0 else 1.0), 0.0)
+        emb[:, sl.start] = np.clip(z, -50.0, 50.0).astype(np.float32)
+    return emb
+
+
+def near_copy_check(
+    registered: pd.DataFrame,
+    external: pd.DataFrame,
+    schema: DatasetSchema,
+    *,
+    seed: int,
+    quantile: float = 0.01,
+) -> NearCopyCheck | None:
+    """The split-half near-copy test (None when the schema has no tabular column or too few rows).
+
+    The registered rows are split at random into halves A and B, and B into B1 and B2. The cut is the
+    ``quantile`` of B1's distances to A; the share of external rows nearer to A than the cut is
+    compared (Fisher, one-sided) with the share of B2's real rows nearer than the cut: B2 rows are
+    fresh draws for A, so the test is exact under "the external rows are drawn independently of the
+    registered rows". The same with A and B swapped catches copies of B's rows; Bonferroni over both.
+    """
+    from scipy.stats import fisher_exact
+
+    from safesynth.gateway.audit.distances import scan
+
+    encoder = MixedEncoder(schema, registered, [registered, external])
+    if not encoder.slices or len(registered) < 8 or len(external) == 0:
+        return None
+    reg = _z_embedding(encoder, registered, registered)
+    ext = _z_embedding(encoder, external, registered)
+    order = np.random.default_rng(seed).permutation(reg.shape[0])
+    half = reg.shape[0] // 2
+    parts = (order[:half], order[half:])
+    shares: list[tuple[float, float, float]] = []
+    for base_idx, other_idx in (parts, parts[::-1]):
+        base, other = reg[base_idx], reg[other_idx]
+        q_part, test_part = other[: other.shape[0] // 2], other[other.shape[0] // 2 :]
+        cut = float(np.quantile(scan(q_part, base, bandwidth=1.0).nearest_distance, quantile))
+        k_ext = int((scan(ext, base, bandwidth=1.0).nearest_distance < cut).sum())
+        k_nat = int((scan(test_part, base, bandwidth=1.0).nearest_distance < cut).sum())
+        n_ext, n_nat = ext.shape[0], test_part.shape[0]
+        _, p = fisher_exact([[k_ext, n_ext - k_ext], [k_nat, n_nat - k_nat]], alternative="greater")
+        shares.append((k_ext / n_ext, k_nat / n_nat, float(p)))
+    best = min(shares, key=lambda t: t[2])
+    return NearCopyCheck(
+        quantile=quantile,
+        external_rows=int(ext.shape[0]),
+        near_share=max(t[0] for t in shares),
+        natural_share=best[1],
+        fisher_p=min(1.0, 2.0 * best[2]),
+    )
+
+
+@dataclass(frozen=True)
 class ExternalAuditReport:
     """An external table's audit: the split-based membership audit, the copy check, and a verdict."""
 
@@ -117,6 +204,7 @@ class ExternalAuditReport:
     combined_p: float
     membership: AuditReport
     copies: CopyCheck
+    near: NearCopyCheck | None
     claimed_epsilon: float | None
     ignored_columns: tuple[str, ...] = ()
     scope: str = EXTERNAL_SCOPE
@@ -133,6 +221,7 @@ class ExternalAuditReport:
             "combined_p": self.combined_p,
             "claimed_epsilon": self.claimed_epsilon,
             "copy_check": asdict(self.copies),
+            "near_copy_check": None if self.near is None else asdict(self.near),
             "membership": self.membership.to_json(),
             "ignored_columns": list(self.ignored_columns),
             "meaningful": list(self.meaningful),
@@ -187,17 +276,25 @@ def run_external_audit(
     )
     registered = pd.concat([train, holdout])
     copies = copy_check(registered, table, schema)
-    p = min(1.0, 2.0 * min(membership.combined_p, copies.fisher_p))
+    near = near_copy_check(registered, table, schema, seed=design.attack_seed)
+    near_p = 1.0 if near is None else near.fisher_p
+    p = min(1.0, 3.0 * min(membership.combined_p, copies.fisher_p, near_p))
     if membership.rule == "pool-too-small":
         verdict, rule, reason = Verdict.INCONCLUSIVE, membership.rule, membership.reason
     elif membership.rule == "dp-claim-refuted":
         verdict, rule = Verdict.FAIL, "claimed-epsilon-refuted"
         reason = membership.reason + " (valid if the external tool never saw the gateway's holdout rows)"
-    elif p <= opts.alpha_fail and copies.fisher_p <= membership.combined_p:
+    elif p <= opts.alpha_fail and copies.fisher_p <= min(membership.combined_p, near_p):
         verdict, rule = Verdict.FAIL, "verbatim-copies"
         reason = (
             f"{copies.copy_share:.2%} of the external rows equal a registered row, against a natural "
             f"duplicate rate of {copies.natural_duplicate_share:.2%} (combined p-value {p:.3g})"
+        )
+    elif p <= opts.alpha_fail and near is not None and near_p <= membership.combined_p:
+        verdict, rule = Verdict.FAIL, "near-copies"
+        reason = (
+            f"{near.near_share:.2%} of the external rows are nearer to registered rows than 99% of real rows "
+            f"are to each other (real rows: {near.natural_share:.2%}; combined p-value {p:.3g})"
         )
     elif p <= opts.alpha_fail:
         verdict, rule = Verdict.FAIL, "membership-signal"
@@ -211,7 +308,7 @@ def run_external_audit(
     else:
         verdict, rule = Verdict.INCONCLUSIVE, "external-no-signal"
         reason = (
-            f"no verbatim copying beyond the natural duplicate rate and no dependence on the training split "
+            f"no copying or near-copying beyond real rows' own rates and no dependence on the training split "
             f"(combined p-value {p:.3g}); the membership attacks have power only if the external tool never "
             "saw the gateway's holdout rows"
         )
@@ -222,6 +319,7 @@ def run_external_audit(
         combined_p=p,
         membership=membership,
         copies=copies,
+        near=near,
         claimed_epsilon=claimed_epsilon,
         ignored_columns=ignored,
     )

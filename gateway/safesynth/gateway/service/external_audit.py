@@ -318,6 +318,10 @@ def _summary(report: dict[str, Any], digest: str, seq: int) -> wire.AuditSummary
     metrics["copy_share"] = _num(copies.get("copy_share"))
     metrics["natural_duplicate_share"] = _num(copies.get("natural_duplicate_share"))
     metrics["copy_p"] = _num(copies.get("fisher_p"))
+    near = report.get("near_copy_check") or {}
+    metrics["near_copy_share"] = _num(near.get("near_share"))
+    metrics["natural_near_share"] = _num(near.get("natural_share"))
+    metrics["near_copy_p"] = _num(near.get("fisher_p"))
     metrics["external_combined_p"] = _num(report.get("combined_p"))
     return wire.AuditSummary(
         release_id=digest,
