@@ -198,12 +198,19 @@ def export(ledger_path: Path, out: Path, checkpoint_interval: int) -> None:
     type=click.Path(exists=True, path_type=Path),
     help="A signed checkpoint seen earlier: the export must contain that tree.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Processes that check entry lines (default: automatic for large exports; 0: none).",
+)
 def verify(
     path: Path,
     public_key: Path,
     witness_keys: tuple[Path, ...],
     require_witness: bool,
     expect_checkpoint: Path | None,
+    workers: int | None,
 ) -> None:
     """Verify an export directory, or a single proof bundle (JSON file), offline."""
     from safesynth.ledger.keys import load_verifier
@@ -216,7 +223,12 @@ def verify(
 
             expected = expect_checkpoint.read_text(encoding="utf-8") if expect_checkpoint else None
             report = verify_export(
-                path, key, witnesses=witnesses, require_witness=require_witness, expected_checkpoint=expected
+                path,
+                key,
+                witnesses=witnesses,
+                require_witness=require_witness,
+                expected_checkpoint=expected,
+                workers=workers,
             )
             _emit(report.to_json())
             return

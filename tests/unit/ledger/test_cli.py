@@ -36,6 +36,8 @@ def test_export_verify_and_tamper(home: Path) -> None:
     assert out["tree_size"] == 5 and out["checkpoints"] == 6
     report = json.loads(_run("verify", str(home / "ex"), "--public-key", str(home / "k.pub")).output)
     assert report["ok"] and report["tree_size"] == 5
+    serial = _run("verify", str(home / "ex"), "--public-key", str(home / "k.pub"), "--workers", "0")
+    assert json.loads(serial.output)["root_hash"] == report["root_hash"]
     entries = home / "ex" / "entries.jsonl"
     entries.write_bytes(entries.read_bytes().replace(b'"i":2', b'"i":7'))
     bad = _run("verify", str(home / "ex"), "--public-key", str(home / "k.pub"), ok=False)
