@@ -410,7 +410,7 @@ def main() -> None:
                 health = _bench_health(f"http://127.0.0.1:{port}")
                 runs = {
                     f"clients_{workers}": bench_queries(client, n, workers, 10 * n * workers, proc.pid)
-                    for workers in (1, 8, 32)
+                    for workers in (1, 4, 8, 32)
                 }
                 cached_start = time.perf_counter()
                 for _ in range(200):
