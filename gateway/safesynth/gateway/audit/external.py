@@ -153,6 +153,7 @@ def near_copy_check(
     *,
     seed: int,
     quantile: float = 0.01,
+    max_rows: int = 10_000,
 ) -> NearCopyCheck | None:
     """The split-half near-copy test (None when the schema has no tabular column or too few rows).
 
@@ -161,6 +162,7 @@ def near_copy_check(
     compared (Fisher, one-sided) with the share of B2's real rows nearer than the cut: B2 rows are
     fresh draws for A, so the test is exact under "the external rows are drawn independently of the
     registered rows". The same with A and B swapped catches copies of B's rows; Bonferroni over both.
+    At most ``max_rows`` external rows (a random subsample) are tested.
     """
     from scipy.stats import fisher_exact
 
@@ -169,9 +171,12 @@ def near_copy_check(
     encoder = MixedEncoder(schema, registered, [registered, external])
     if not encoder.slices or len(registered) < 8 or len(external) == 0:
         return None
+    gen = np.random.default_rng(seed)
+    if len(external) > max_rows:  # a random subsample keeps the test valid and bounds its cost
+        external = external.iloc[np.sort(gen.choice(len(external), max_rows, replace=False))]
     reg = _z_embedding(encoder, registered, registered)
     ext = _z_embedding(encoder, external, registered)
-    order = np.random.default_rng(seed).permutation(reg.shape[0])
+    order = gen.permutation(reg.shape[0])
     half = reg.shape[0] // 2
     parts = (order[:half], order[half:])
     shares: list[tuple[float, float, float]] = []
