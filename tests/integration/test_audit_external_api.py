@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import sys
@@ -15,8 +16,9 @@ from gw_fixtures import Home, make_home, require_dp, table
 from gw_server import running
 
 from safesynth.gateway.service import external_audit
-from safesynth.sdk import Client
+from safesynth.sdk import AsyncClient, Client
 from safesynth.sdk.errors import SafeSynthError
+from safesynth.sdk.models import ExternalAudit, PlanResponse
 
 require_dp()
 
@@ -99,3 +101,19 @@ def test_external_audit_quota_and_bad_tables(home: Home, monkeypatch: pytest.Mon
     assert missing.value.status == 422 and "missing" in str(missing.value)
     assert tiny.value.status == 422 and garbage.value.status == 422
     assert len(audits) == 1  # refused requests disclose nothing and record no audit
+
+
+def test_async_client_audits(home: Home) -> None:
+    async def run(url: str) -> tuple[ExternalAudit, PlanResponse]:
+        async with AsyncClient(base_url=url, token=home.tokens["admin"], max_retries=0) as client:
+            audit = await client.audits.external(
+                "d1", _csv(1, copy_of_registered=True), purpose="async", format="csv"
+            )
+            plan = await client.audits.plan_canary("d1", epsilon=0.5, purpose="async plan", n_canaries=50)
+            return audit, plan
+
+    with running(home.settings, gateway=home.gateway) as url:
+        audit, plan = asyncio.run(run(url))
+    assert audit.verdict == "FAIL" and audit.scope == "external-table/v1"
+    assert plan.admitted is True and 0 < plan.epsilon <= 0.5 + 1e-9
+    assert plan.engine == "canary-audit:tabular"
