@@ -64,6 +64,8 @@ AUDIT = "audit/v1"
 _PLAN_CACHE: dict[str, Plan] = {}
 _PLAN_CACHE_SIZE = 64
 _PLAN_LOCK = threading.Lock()
+#: Locks that serialize identical DP statistics (one spends, the others read its cached answer).
+_QUERY_STRIPES = 4096
 
 
 def _f(value: Any) -> float:
@@ -99,7 +101,9 @@ class Gateway:
         self._runner: Runner | None = None
         self._runner_lock = threading.Lock()
         self._query_guard = threading.Lock()
-        self._query_locks: dict[str, threading.Lock] = {}
+        # Striped: identical queries share a stripe (so only one of them spends), and the number of
+        # locks stays fixed however many distinct queries are asked.
+        self._query_locks = tuple(threading.Lock() for _ in range(_QUERY_STRIPES))
         self._query_tables: dict[str, QueryTable] = {}
         self._rngs = threading.local()
 
@@ -708,8 +712,7 @@ class Gateway:
 
     # =============================================================================== queries
     def _query_lock(self, key: str) -> threading.Lock:
-        with self._query_guard:
-            return self._query_locks.setdefault(key, threading.Lock())
+        return self._query_locks[int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % _QUERY_STRIPES]
 
     def plan_query(self, principal: Principal, dataset: str, body: wire.QueryRequest) -> wire.PlanResponse:
         """The events and cost of a DP statistic, and whether it would be admitted. Spends nothing."""

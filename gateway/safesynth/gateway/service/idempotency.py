@@ -3,7 +3,8 @@
 Keys are scoped per principal. The first request with a key runs; its JSON answer is stored with a
 hash of the request. A retry with the same key and the same request gets the stored answer; a reuse
 of the key for a different request is refused (``idempotency_key_reused``). Concurrent requests with
-the same key are serialized by a per-key lock, so only one of them can spend.
+the same key are serialized by a lock (one of a fixed set, chosen by the key), so only one of them can
+spend.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from safesynth.gateway.service.errors import IdempotencyConflict, InvalidRequest
 
 __all__ = ["IdempotencyStore", "request_hash"]
 
+_STRIPES = 1024
 _KEY_RE = re.compile(r"^[\x21-\x7e]{1,200}$")
 
 
@@ -36,12 +38,12 @@ class IdempotencyStore:
 
     def __init__(self, db: StateDB) -> None:
         self._db = db
-        self._guard = threading.Lock()
-        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        # Striped: a fixed number of locks, the same one for every retry of a (principal, key).
+        self._locks = tuple(threading.Lock() for _ in range(_STRIPES))
 
     def _lock(self, principal: str, key: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault((principal, key), threading.Lock())
+        digest = hashlib.sha256(f"{principal}\0{key}".encode()).hexdigest()
+        return self._locks[int(digest[:8], 16) % _STRIPES]
 
     def expire(self, older_than_hours: float) -> int:
         """Forget keys older than ``older_than_hours``; return how many."""
