@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
+from scipy.special import log_ndtr
+
 from safesynth.gateway.dp._validate import check_count, check_delta, check_positive
 from safesynth.gateway.dp.errors import InvalidParameter
 
@@ -63,14 +65,8 @@ def laplace_epsilon(scale: float, sensitivity: float = 1.0) -> float:
     return _ratio_up(sens, b)
 
 
-def gdp_delta(mu: float, epsilon: float) -> float:
-    """delta(epsilon) of mu-GDP: Phi(-eps/mu + mu/2) - e^eps Phi(-eps/mu - mu/2) (exact profile)."""
-    from scipy.special import log_ndtr
-
-    m = check_positive("mu", mu)
-    if math.isnan(epsilon) or math.isinf(epsilon):
-        raise InvalidParameter("epsilon", "must be finite")
-    eps = float(epsilon)
+def _profile(m: float, eps: float) -> float:
+    """gdp_delta without argument checks (inner loops of the solvers)."""
     la = float(log_ndtr(-eps / m + m / 2.0))
     lb = float(log_ndtr(-eps / m - m / 2.0)) + eps
     if lb >= la:
@@ -78,27 +74,35 @@ def gdp_delta(mu: float, epsilon: float) -> float:
     return max(0.0, math.exp(la) * -math.expm1(lb - la))
 
 
+def gdp_delta(mu: float, epsilon: float) -> float:
+    """delta(epsilon) of mu-GDP: Phi(-eps/mu + mu/2) - e^eps Phi(-eps/mu - mu/2) (exact profile)."""
+    m = check_positive("mu", mu)
+    if math.isnan(epsilon) or math.isinf(epsilon):
+        raise InvalidParameter("epsilon", "must be finite")
+    return _profile(m, float(epsilon))
+
+
 def gdp_epsilon(mu: float, delta: float) -> float:
-    """Smallest epsilon >= 0 with gdp_delta(mu, epsilon) <= delta, rounded up (bisection)."""
+    """Smallest epsilon >= 0 with gdp_delta(mu, epsilon) <= delta, rounded up.
+
+    A bracketed Brent root of the (decreasing) profile, then nudged up until the profile at the
+    returned value is verified to be <= delta (so the answer is valid whatever the root finder did).
+    """
+    from scipy.optimize import brentq
+
     m = check_positive("mu", mu)
     d = check_delta("delta", delta)
     target = d * (1.0 - _DELTA_SLACK)
-    if gdp_delta(m, 0.0) <= target:
+    if _profile(m, 0.0) <= target:
         return 0.0
     lo, hi = 0.0, max(1.0, m * m / 2.0 + m * math.sqrt(2.0 * math.log(1.0 / d)) + 1.0)
-    while gdp_delta(m, hi) > target:
+    while _profile(m, hi) > target:
         lo, hi = hi, hi * 2.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if mid in (lo, hi):
-            break
-        if gdp_delta(m, mid) > target:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-13 * hi:
-            break
-    return _up(hi)
+    root = float(brentq(lambda e: _profile(m, e) - target, lo, hi, xtol=1e-15, rtol=1e-14, maxiter=200))
+    eps = _up(min(max(root * (1.0 + 1e-13), lo), hi))
+    while _profile(m, eps) > target:  # verification; rarely more than one step
+        eps = _up(eps * (1.0 + 1e-13) + 1e-300)
+    return eps
 
 
 def gdp_mu_for(epsilon: float, delta: float) -> float:
