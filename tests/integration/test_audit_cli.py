@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "unit" / "gateway" / "api"))
 from gw_fixtures import Home, make_home, require_dp, table
 from gw_server import running
 
+from safesynth.gateway.cli import client as cli_client
 from safesynth.gateway.cli import main
 
 require_dp()
@@ -33,12 +34,12 @@ def _run(url: str, token: str, *args: str) -> Result:
     return CliRunner().invoke(main, ["audit", *args], env=env, catch_exceptions=False)
 
 
-@pytest.mark.slow
-def test_audit_cli_external_and_canary(home: Home, tmp_path: Path) -> None:
+def test_audit_cli_external_and_canary(home: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     copied = tmp_path / "vendor.csv"
     table(1500, 7).iloc[:400].to_csv(copied, index=False)  # rows of the registered table itself
     big = tmp_path / "vendor-big.csv"
-    table(30_000, 8).to_csv(big, index=False)  # > 512 KiB: sent as Parquet
+    table(4000, 8).to_csv(big, index=False)  # over the (lowered) limit: sent as Parquet
+    monkeypatch.setattr(cli_client, "_CONVERT_ABOVE", 64 * 1024)
     with running(home.settings, gateway=home.gateway) as url:
         ext = _run(
             url,
@@ -105,7 +106,9 @@ def test_audit_cli_external_and_canary(home: Home, tmp_path: Path) -> None:
     assert data["scope"] == "external-table/v1" and data["rows"] == 400
     assert human.exit_code == 0, human.output
     assert "caveats:" in human.stdout and "recorded in the ledger as entry #" in human.stdout
-    assert "30000 rows" in human.stdout
+    assert "4000 rows" in human.stdout
+    assert cli_client._table_upload(big, None)[1] == "parquet"  # the large CSV went as Parquet
+    assert cli_client._table_upload(copied, None)[1] == "csv"
     assert plan.exit_code == 0 and json.loads(plan.stdout)["admitted"] is True
     assert canary.exit_code == 0, canary.output
     assert "empirical epsilon lower bound" in canary.stdout and "not released" in canary.stdout
