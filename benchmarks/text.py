@@ -1,11 +1,22 @@
 """Benchmark of the text engine (Private Evolution) against zero-shot, real data and a NOT-DP baseline.
 
-Reproduce (from the repository root, after `make test` built .venv):
+Reproduce (from the repository root, after `make test` built .venv), in locked chunks of <= 15 min
+(A fills the cache with the public zero-shot candidates, B runs PE and reuses them):
 
-    .venv/bin/python benchmarks/text.py --rows 500 --seeds 0 --epsilons 1,4,10
+    C=/tmp/tbench/cache.jsonl
+    flock /tmp/safesynth-bench.lock .venv/bin/python benchmarks/text.py --cache $C --out /tmp/tbench/A \
+        --skip-baseline --datasets sms_spam --seeds 0 --zero-shot-only
+    flock /tmp/safesynth-bench.lock .venv/bin/python benchmarks/text.py --cache $C --out /tmp/tbench/B \
+        --skip-baseline --skip-real --skip-zero-shot --datasets sms_spam --seeds 0 --epsilons 4,1,10
+    ... the same for sentiment and seeds 1, 2 (epsilon 4), then
+    .venv/bin/python benchmarks/text.py merge benchmarks/results /tmp/tbench/*/text.json
 
-Data: /work/shared/data/sms_spam.csv and sentiment_sentences.csv (provenance: /work/shared/data/SOURCES.md,
-both CC BY 4.0, UCI), de-duplicated on the text, a fixed stratified 80/20 split (random_state 12345).
+Defaults: 500 texts, T = 1, 600 candidates (all labels), balanced label mix (zero-shot gets the same
+equal split), rank output selection, 24 generated tokens, CSLS hubness correction (engine default).
+
+Data: tests/data/sms_spam.csv and sentiment_sentences.csv (copies of /work/shared/data; provenance in
+tests/data/SOURCES.md, both CC BY 4.0, UCI), de-duplicated on the text, a fixed stratified 80/20 split
+(random_state 12345); the test split is capped at 1000 texts.
 For each data set: a TF-IDF (word 1-2-grams) + logistic regression classifier trained on
 (a) the real training split, (b) 500 real training texts, (c) zero-shot texts (the same public prompts,
 no private data, epsilon 0), (d) the text engine at each epsilon, (e) the paper-style in-context
@@ -15,11 +26,10 @@ model's embedding space), generation time and tokens/s, and what each method cop
 training texts (exact copies, texts sharing an 8-word n-gram with a training text).
 
 The initial random population of a run is a public, seed-determined function of the prompts, so the
-runner is wrapped in a cache keyed by (prompt, seed, sampling parameters): runs after the first reuse
-the public random candidates (their generation time is reported as measured, i.e. near 0 for hits).
-Results: benchmarks/results/text.json and text.md. On a shared machine, one process per data set and
-a merge: ``benchmarks/text.py --datasets sms_spam --out /tmp/a``, ``... --datasets sentiment --out /tmp/b``,
-then ``benchmarks/text.py merge benchmarks/results /tmp/a/text.json /tmp/b/text.json``.
+runner is wrapped in a cache keyed by (prompt, seed, sampling parameters), optionally on disk
+(``--cache``): zero-shot is exactly the first candidates of the engine's first population for the same
+seed. A run's "cold" time adds to its wall time the wall time that the reused generations took when
+they were made.
 """
 
 from __future__ import annotations
