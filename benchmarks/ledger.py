@@ -428,7 +428,7 @@ def _md(res: dict[str, Any]) -> str:
     if b:
         lines += [
             "",
-            f"## Build of the {b['entries']:,}-entry store ({len(b['parts'])} locked runs; load"
+            f"## Build of the {b['entries']:,}-entry store ({len(b['parts'])} locked run(s); load"
             + "; ".join(f" {_load(p['loadavg_start'])} → {_load(p['loadavg_end'])}" for p in b["parts"])
             + ")",
             "",
