@@ -167,7 +167,7 @@ class DatasetStore:
             raise InvalidRequest("epsilon_total must be a finite number > 0")
         if not (math.isfinite(delta_total) and 0 < delta_total < 1):
             raise InvalidRequest(
-                "delta_total must be in (0, 1): the privacy filter (rdp-filter/v1) converts Renyi DP with it"
+                "delta_total must be in (0, 1): the privacy filter (rdp-filter/v2) converts Renyi DP with it"
             )
         if self._db.one("SELECT id FROM datasets WHERE id = ?", (dataset,)) is not None:
             raise Conflict(f"dataset {dataset!r} is already registered")
