@@ -74,3 +74,18 @@ def test_unknown_label_mix_is_refused(sms_schema: DatasetSchema) -> None:
     with pytest.raises(InvalidTextOption) as caught:
         TextEngine().plan(sms_schema, _request(label_mix="equalish"))
     assert caught.value.code == InvalidTextOption.code
+
+
+def test_hubness_choice_is_reported_and_free(
+    sms_schema: DatasetSchema, fake_runner: Any, make_sms: Any
+) -> None:
+    engine = TextEngine()
+    assert (
+        engine.plan(sms_schema, _request(hubness="none")).events == engine.plan(sms_schema, _request()).events
+    )
+    _, plain = _run(sms_schema, make_sms(), fake_runner, _request(hubness="none"))
+    _, csls = _run(sms_schema, make_sms(), fake_runner, _request())
+    assert (plain.report["hubness"], csls.report["hubness"]) == ("none", "csls")
+    assert len(plain.table) == len(csls.table) == 20
+    with pytest.raises(InvalidTextOption):
+        engine.plan(sms_schema, _request(hubness="mutual"))
