@@ -11,6 +11,10 @@ Every error has a stable string ``code``. The gateway's codes and the classes th
     payload_too_large    PayloadTooLarge   (413)
     rate_limited         RateLimited       (429; carries retry_after seconds)
     server_error         ServerError       (5xx)
+    data_unavailable     DataUnavailable   (503, a ServerError: the dataset's file could not be read;
+                                            nothing was spent)
+    model_unavailable    ModelUnavailable  (503, a ServerError: the language model could not be
+                                            loaded; nothing was spent)
 
 Client-side only: ``job_failed`` (:class:`JobFailed`, a waited job failed or was cancelled),
 ``connection_failed`` (:class:`ConnectionFailed`), ``timeout`` (:class:`WaitTimeout`),
@@ -29,10 +33,12 @@ __all__ = [
     "ConfigurationError",
     "Conflict",
     "ConnectionFailed",
+    "DataUnavailable",
     "Forbidden",
     "InvalidRequest",
     "InvalidResponse",
     "JobFailed",
+    "ModelUnavailable",
     "NotAuthorized",
     "NotFound",
     "PayloadTooLarge",
@@ -147,6 +153,18 @@ class ServerError(SafeSynthError):
     code = "server_error"
 
 
+class DataUnavailable(ServerError):
+    """503: the gateway could not read the dataset's data; nothing was spent."""
+
+    code = "data_unavailable"
+
+
+class ModelUnavailable(ServerError):
+    """503: the gateway could not load the language model the engine needs; nothing was spent."""
+
+    code = "model_unavailable"
+
+
 class JobFailed(SafeSynthError):
     """A synthesis job ended ``failed`` or ``cancelled``. ``job`` is its final state.
 
@@ -196,6 +214,8 @@ _BY_CODE: dict[str, type[SafeSynthError]] = {
         PayloadTooLarge,
         RateLimited,
         ServerError,
+        DataUnavailable,
+        ModelUnavailable,
         JobFailed,
     )
 }
