@@ -23,6 +23,7 @@ from safesynth.gateway.api.problems import install_problem_handlers
 from safesynth.gateway.api.routes import router
 from safesynth.gateway.service.gateway import Gateway
 from safesynth.gateway.settings import GatewaySettings, check_settings
+from safesynth.sdk import models as wire
 from safesynth.sdk import routes
 from safesynth.sdk.routes import PROBLEM_CONTENT_TYPE
 
@@ -72,7 +73,7 @@ def create_app(
         BodyLimitMiddleware,
         max_bytes=settings.max_request_bytes,
         max_upload_bytes=settings.max_upload_bytes,
-        upload_paths=(routes.DATASETS,),
+        upload_paths=(routes.DATASETS, wire.DATASET_EXTERNAL_AUDITS),
     )
     return app
 

@@ -17,6 +17,11 @@ class _TooLarge(Exception):
     pass
 
 
+def _segment_matches(want: str, got: str) -> bool:
+    """A path segment matches a literal, or a ``{name}`` placeholder if non-empty."""
+    return (want.startswith("{") and want.endswith("}") and got != "") or want == got
+
+
 class BodyLimitMiddleware:
     """Refuse bodies over ``max_bytes`` (``max_upload_bytes`` on upload paths) with a 413 problem.
 
@@ -31,11 +36,24 @@ class BodyLimitMiddleware:
         self.max_upload_bytes = max_upload_bytes
         self.upload_paths = upload_paths
 
+    def _is_upload(self, path: str) -> bool:
+        """``path`` is an upload path: equal to one, or matching one with ``{name}`` segments."""
+        for pattern in self.upload_paths:
+            if path == pattern:
+                return True
+            want, got = pattern.strip("/").split("/"), path.strip("/").split("/")
+            if len(want) == len(got) and all(
+                (w.startswith("{") and w.endswith("}") and g != "") or w == g
+                for w, g in zip(want, got, strict=True)
+            ):
+                return True
+        return False
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.max_upload_bytes if scope.get("path", "") in self.upload_paths else self.max_bytes
+        limit = self.max_upload_bytes if self._is_upload(scope.get("path", "")) else self.max_bytes
         length = None
         for name, value in scope.get("headers", []):
             if name == b"content-length":
