@@ -11,6 +11,9 @@ Requests are appended in submission order. A request's ``check`` sees every entr
 including the earlier entries of its own batch; if the check (or the entry's validation) raises,
 only that request is skipped and its future holds the exception. A producer that waits on each
 future before submitting the next gets batches of one, exactly like :meth:`LedgerStore.append`.
+Requests still queued when the process dies were never acknowledged and are not appended; call
+:meth:`Appender.close` (or leave its ``with`` block) to drain the queue. A ``check`` must not
+submit to the same appender and wait (the writer thread would wait on itself).
 """
 
 from __future__ import annotations
