@@ -19,6 +19,7 @@ from safesynth.gateway.engines.tabular.text import (
     DEFAULT_MAX_CHARS,
     build_prompt,
     clean_text,
+    is_echo,
     keyword_counts,
     max_chars,
     row_words,
@@ -74,7 +75,17 @@ def test_prompt_holds_only_schema_facts_and_the_synthetic_row() -> None:
     spec = SCHEMA.column("review")
     prompt = build_prompt(spec, [(SCHEMA.column("product"), "lamp"), (SCHEMA.column("stars"), 4.0)], 40)
     assert "product (the product): lamp" in prompt and "stars: 4" in prompt
-    assert "'review' (the review)" in prompt and "40 characters" in prompt
+    assert "write your review" in prompt and "40 characters" in prompt
+    # missing values and the __other__ bucket are not shown
+    other = build_prompt(spec, [(SCHEMA.column("product"), "__other__"), (SCHEMA.column("stars"), None)], 40)
+    assert "__other__" not in other and "stars" not in other
+
+
+def test_prompt_echoes_are_refused_and_retried() -> None:
+    assert is_echo("The record: - product (the product): lamp")
+    assert is_echo("Here's a review of the lamp")
+    assert clean_text("About your entry: - stars: 4", "review", 100) == ""
+    assert not is_echo("Bright lamp, the switch broke after a week.")
 
 
 def test_text_cells_respect_the_budget_and_never_stay_empty() -> None:

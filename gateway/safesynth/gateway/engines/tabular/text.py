@@ -35,6 +35,7 @@ __all__ = [
     "TextStats",
     "build_prompt",
     "clean_text",
+    "is_echo",
     "keyword_counts",
     "max_chars",
     "row_words",
@@ -149,14 +150,22 @@ def _format(value: Any) -> str:
     return str(value)
 
 
-def _system_prompt(schema: DatasetSchema) -> str:
-    text = (
-        "You write one field of a record in a data set. Write natural, plausible and varied text "
-        "that fits the record. Reply with the text of the field only, no quotes, no labels."
-    )
-    if schema.description:
-        text += f"\nThe data set: {schema.description}"
+def _system_prompt(schema: DatasetSchema, spec: ColumnSpec | None = None) -> str:
+    """Author framing from the public schema: small models write the field itself instead of echoing a
+    record layout (measured on SmolLM2-135M: the "The record: ..." layout was echoed in most cells)."""
+    text = "You are the author of one entry in a data set"
+    text += f": {schema.description}" if schema.description else "."
+    if spec is not None:
+        text += f" You write its '{spec.name}' field" + (
+            f": {spec.description}." if spec.description else "."
+        )
+    text += " Write naturally, as a real author would. Reply with the text only: no labels, no quotes."
     return text
+
+
+def _known(value: Any) -> bool:
+    """A value worth showing to the model (missing values and the ``__other__`` bucket say nothing)."""
+    return _format(value) != "(missing)" and str(value) != "__other__"
 
 
 def build_prompt(
@@ -164,19 +173,34 @@ def build_prompt(
 ) -> str:
     """The user message for one cell: the row's other values (synthetic), optional DP-selected
     ``hints`` (words common in this field) and the field to write."""
-    lines = ["The record:"]
+    lines = ["About your entry:"]
     for other, value in context:
+        if not _known(value):
+            continue
         label = f"{other.name} ({other.description})" if other.description else other.name
         lines.append(f"- {label}: {_format(value)}")
-    what = f"'{spec.name}'" + (f" ({spec.description})" if spec.description else "")
     if hints:
         lines.append(f"Words often used in this field (use some if they fit): {', '.join(hints)}.")
-    lines.append(f"Write the {what} field of this record, at most {limit} characters.")
+    lines.append(f"Now write your {spec.name} (at most {limit} characters).")
     return "\n".join(lines)
+
+
+#: outputs that talk about the task or copy the prompt's layout instead of writing the field
+_ECHO = re.compile(
+    r"the record:|about your entry|at most \d+ characters|^\s*(?:here(?:'s| is)\b|sure\b|certainly\b)",
+    re.IGNORECASE,
+)
+
+
+def is_echo(text: str) -> bool:
+    """True for an output that echoes the prompt or comments on the task (it is retried)."""
+    return bool(_ECHO.search(text))
 
 
 def clean_text(text: str, name: str, limit: int) -> str:
     """Strip labels, quotes and whitespace; cut at a word boundary to at most ``limit`` characters."""
+    if is_echo(text):
+        return ""
     out = text.strip()
     out = re.sub(rf"^\s*(?:{re.escape(name)}|text|answer)\s*:\s*", "", out, flags=re.IGNORECASE)
     out = out.strip().strip("\"'“”").strip()
@@ -232,10 +256,10 @@ def write_text_columns(
 
     stats = TextStats()
     started = time.perf_counter()
-    system = _system_prompt(schema)
     total = len(table) * len(text_columns)
     done = 0
     for spec in text_columns:
+        system = _system_prompt(schema, spec)
         limit = max_chars(spec)
         max_tokens = max(8, min(_MAX_TOKENS, math.ceil(limit / _CHARS_PER_TOKEN) + 4))
         rows = table[[c.name for c in context_columns]].to_dict("records") if context_columns else None
