@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from safesynth.gateway.service.audit_wire import membership_wire, num
 from safesynth.gateway.service.errors import (
     Forbidden,
     InvalidRequest,
@@ -272,62 +273,24 @@ def _json_ready(value: Any) -> Any:
     return value
 
 
-def _num(value: Any) -> float | None:
-    import math
-
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(float(value)):
-        return None
-    return float(value)
-
-
-def _prob(value: Any) -> float | None:
-    number = _num(value)
-    return None if number is None else min(1.0, max(0.0, number))
-
-
 def _summary(report: dict[str, Any], digest: str, seq: int) -> wire.AuditSummary:
     """The release-audit aggregates of the membership part, plus the copy check's figures."""
     audit = dict(report.get("membership") or {})
-    attacks = []
-    for item in audit.get("attacks", []) or []:
-        if not isinstance(item, dict) or _prob(item.get("auc")) is None:
-            continue
-        points = []
-        for fpr, key in ((0.01, "tpr_at_fpr_1pct"), (0.1, "tpr_at_fpr_10pct")):
-            tpr = _prob(item.get(key))
-            if tpr is not None:
-                low, high = _prob(item.get(f"{key}_low")), _prob(item.get(f"{key}_high"))
-                points.append(wire.TprAtFpr(fpr=fpr, tpr=tpr, tpr_ci_low=low, tpr_ci_high=high))
-        attacks.append(
-            wire.AttackResult(
-                name=f"{item.get('attack', '?')}/{item.get('subset', 'all')}"[:200],
-                auc=_prob(item.get("auc")) or 0.0,
-                auc_ci_low=_prob(item.get("auc_low")),
-                auc_ci_high=_prob(item.get("auc_high")),
-                tpr_at_fpr=tuple(points),
-            )
-        )
-    bound = audit.get("epsilon_bound")
-    lower = _num(bound.get("value")) if isinstance(bound, dict) else None
-    metrics: dict[str, float | None] = {
-        key: _num(audit.get(key))
-        for key in ("max_auc", "max_advantage", "permutation_p", "combined_p", "power", "runtime_seconds")
-        if key in audit
-    }
+    attacks, lower, metrics = membership_wire(audit)
     copies = report.get("copy_check") or {}
-    metrics["copy_share"] = _num(copies.get("copy_share"))
-    metrics["natural_duplicate_share"] = _num(copies.get("natural_duplicate_share"))
-    metrics["copy_p"] = _num(copies.get("fisher_p"))
+    metrics["copy_share"] = num(copies.get("copy_share"))
+    metrics["natural_duplicate_share"] = num(copies.get("natural_duplicate_share"))
+    metrics["copy_p"] = num(copies.get("fisher_p"))
     near = report.get("near_copy_check") or {}
-    metrics["near_copy_share"] = _num(near.get("near_share"))
-    metrics["natural_near_share"] = _num(near.get("natural_share"))
-    metrics["near_copy_p"] = _num(near.get("fisher_p"))
-    metrics["external_combined_p"] = _num(report.get("combined_p"))
+    metrics["near_copy_share"] = num(near.get("near_share"))
+    metrics["natural_near_share"] = num(near.get("natural_share"))
+    metrics["near_copy_p"] = num(near.get("fisher_p"))
+    metrics["external_combined_p"] = num(report.get("combined_p"))
     return wire.AuditSummary(
         release_id=digest,
         verdict=str(report.get("verdict", "unknown"))[:200],
-        attacks=tuple(attacks[:64]),
-        empirical_epsilon_lower_bound=lower if lower is not None and lower >= 0 else None,
+        attacks=attacks,
+        empirical_epsilon_lower_bound=lower,
         accountant_epsilon=report.get("claimed_epsilon"),
         accountant_delta=None,
         metrics=metrics,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from safesynth.gateway.service.admission import REFUSAL, SPEND, Admission
+from safesynth.gateway.service.audit_wire import membership_wire, num
 from safesynth.gateway.service.datasets import DatasetRecord, DatasetStore
 from safesynth.gateway.service.db import StateDB
 from safesynth.gateway.service.errors import (
@@ -987,50 +988,14 @@ def _inclusion_wire(proof: Any) -> wire.InclusionProof:
     )
 
 
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(float(value)):
-        return None
-    return float(value)
-
-
-def _prob(value: Any) -> float | None:
-    number = _num(value)
-    return None if number is None else min(1.0, max(0.0, number))
-
-
 def _audit_summary(record: ReleaseRecord) -> wire.AuditSummary:
     audit = dict(record.audit or {})
-    attacks = []
-    for item in audit.get("attacks", []) or []:
-        if not isinstance(item, Mapping) or _prob(item.get("auc")) is None:
-            continue
-        points = []
-        for fpr, key in ((0.01, "tpr_at_fpr_1pct"), (0.1, "tpr_at_fpr_10pct")):
-            tpr = _prob(item.get(key))
-            if tpr is not None:
-                low, high = _prob(item.get(f"{key}_low")), _prob(item.get(f"{key}_high"))
-                points.append(wire.TprAtFpr(fpr=fpr, tpr=tpr, tpr_ci_low=low, tpr_ci_high=high))
-        attacks.append(
-            wire.AttackResult(
-                name=f"{item.get('attack', '?')}/{item.get('subset', 'all')}"[:200],
-                auc=_prob(item.get("auc")) or 0.0,
-                auc_ci_low=_prob(item.get("auc_low")),
-                auc_ci_high=_prob(item.get("auc_high")),
-                tpr_at_fpr=tuple(points),
-            )
-        )
-    bound = audit.get("epsilon_bound")
-    lower = _num(bound.get("value")) if isinstance(bound, Mapping) else None
-    metrics = {
-        key: _num(audit.get(key))
-        for key in ("max_auc", "max_advantage", "permutation_p", "combined_p", "power", "runtime_seconds")
-        if key in audit
-    }
+    attacks, lower, metrics = membership_wire(audit)
     return wire.AuditSummary(
         release_id=record.id,
         verdict=(record.audit_verdict or "unknown")[:200],
-        attacks=tuple(attacks[:64]),
-        empirical_epsilon_lower_bound=lower if lower is not None and lower >= 0 else None,
+        attacks=attacks,
+        empirical_epsilon_lower_bound=lower,
         accountant_epsilon=record.epsilon,
         accountant_delta=record.delta,
         metrics=metrics,
@@ -1053,14 +1018,14 @@ _QUALITY_KEYS = (
 
 def _quality_summary(record: ReleaseRecord) -> wire.QualitySummary:
     quality = dict(record.quality or {})
-    metrics = {key: _num(quality.get(key)) for key in _QUALITY_KEYS if key in quality}
+    metrics = {key: num(quality.get(key)) for key in _QUALITY_KEYS if key in quality}
     for item in quality.get("utility", []) or []:
         if isinstance(item, Mapping):
             name = f"utility:{item.get('model')}:{item.get('trained_on')}:{item.get('metric')}"[:200]
-            metrics[name] = _num(item.get("value"))
+            metrics[name] = num(item.get("value"))
     per_column = quality.get("tvd_1way", {})
     columns = {
-        str(name)[:128]: {"tvd_1way": _num(value)}
+        str(name)[:128]: {"tvd_1way": num(value)}
         for name, value in (per_column.items() if isinstance(per_column, Mapping) else [])
     }
     notes = tuple(str(n)[:4000] for n in (quality.get("notes") or [])[:64])
