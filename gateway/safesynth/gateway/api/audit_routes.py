@@ -20,8 +20,9 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from safesynth.gateway.api.deps import CurrentPrincipal, GatewayDep, IdempotencyKey
+from safesynth.gateway.api.routes import invalid_request, read_upload_form
 from safesynth.gateway.service import external_audit as svc
-from safesynth.gateway.service.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from safesynth.gateway.service.errors import UnsupportedMediaType
 from safesynth.gateway.service.idempotency import request_hash
 from safesynth.gateway.service.tokens import Role
 from safesynth.sdk import models as wire
@@ -52,12 +53,6 @@ _EXTERNAL_DOC: dict[str, Any] = {
 }
 
 
-def _invalid(exc: ValidationError, where: str) -> InvalidRequest:
-    first = exc.errors()[0]
-    loc = ".".join(str(p) for p in first.get("loc", ()))
-    return InvalidRequest(f"{where}.{loc}: {first.get('msg')}")
-
-
 @audit_router.post(
     wire.DATASET_EXTERNAL_AUDITS,
     response_model=wire.ExternalAudit,
@@ -85,28 +80,11 @@ async def external_audit(
         try:
             body = wire.ExternalAuditRequest.model_validate_json(await request.body())
         except ValidationError as exc:
-            raise _invalid(exc, "body") from None
+            raise invalid_request(exc, "body") from None
     elif content_type == "multipart/form-data":
-        limit = gateway.settings.max_upload_bytes
-        form = await request.form(max_files=1, max_fields=4)
-        try:
-            metadata, file = form.get("metadata"), form.get("file")
-            if not isinstance(metadata, str):
-                raise InvalidRequest(
-                    "the multipart form needs a 'metadata' field (ExternalAuditRequest JSON)"
-                )
-            if file is None or isinstance(file, str):
-                raise InvalidRequest("the multipart form needs a 'file' part (CSV or Parquet)")
-            try:
-                body = wire.ExternalAuditRequest.model_validate_json(metadata)
-            except ValidationError as exc:
-                raise _invalid(exc, "metadata") from None
-            upload = await file.read(limit + 1)
-            if len(upload) > limit:
-                raise PayloadTooLarge(f"the upload is larger than {limit} bytes")
-            filename = file.filename or "upload"
-        finally:
-            await form.close()
+        body, upload, filename = await read_upload_form(
+            request, wire.ExternalAuditRequest, gateway.settings.max_upload_bytes, "ExternalAuditRequest"
+        )
     else:
         raise UnsupportedMediaType("send application/json (server-side path) or multipart/form-data (upload)")
     fingerprint = request_hash(

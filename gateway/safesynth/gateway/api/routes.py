@@ -11,11 +11,11 @@ import base64
 import hashlib
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from safesynth.gateway.api.deps import CurrentPrincipal, GatewayDep, IdempotencyKey
@@ -25,7 +25,7 @@ from safesynth.gateway.service.releases import MEDIA_TYPES
 from safesynth.sdk import models as wire
 from safesynth.sdk import routes as r
 
-__all__ = ["router"]
+__all__ = ["invalid_request", "read_upload_form", "router"]
 
 router = APIRouter()
 PROBLEM = {"model": wire.Problem, "description": "An RFC 9457 problem (application/problem+json)"}
@@ -34,7 +34,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _invalid(exc: ValidationError, where: str) -> InvalidRequest:
+def invalid_request(exc: ValidationError, where: str) -> InvalidRequest:
+    """A pydantic validation error as a typed ``InvalidRequest`` naming ``where`` and the fields."""
     first = exc.errors()[0]
     loc = ".".join(str(p) for p in first.get("loc", ()))
     errors = [
@@ -42,6 +43,31 @@ def _invalid(exc: ValidationError, where: str) -> InvalidRequest:
         for e in exc.errors()[:50]
     ]
     return InvalidRequest(f"{where}.{loc}: {first.get('msg')}", extra={"errors": errors})
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def read_upload_form(request: Request, model: type[M], limit: int, what: str) -> tuple[M, bytes, str]:
+    """A multipart form with a ``metadata`` field (``model`` as JSON) and one ``file`` part of at most
+    ``limit`` bytes: (metadata, file bytes, file name). ``what`` names the metadata in errors."""
+    form = await request.form(max_files=1, max_fields=4)
+    try:
+        metadata, file = form.get("metadata"), form.get("file")
+        if not isinstance(metadata, str):
+            raise InvalidRequest(f"the multipart form needs a 'metadata' field with the {what} JSON")
+        if file is None or isinstance(file, str):
+            raise InvalidRequest("the multipart form needs a 'file' part (CSV or Parquet)")
+        try:
+            body = model.model_validate_json(metadata)
+        except ValidationError as exc:
+            raise invalid_request(exc, "metadata") from None
+        upload = await file.read(limit + 1)
+        if len(upload) > limit:
+            raise PayloadTooLarge(f"the upload is larger than {limit} bytes")
+        return body, upload, file.filename or "upload"
+    finally:
+        await form.close()
 
 
 # ------------------------------------------------------------------------------------------ service
@@ -136,29 +162,11 @@ async def register_dataset(
         try:
             body = wire.DatasetCreate.model_validate_json(raw)
         except ValidationError as exc:
-            raise _invalid(exc, "body") from None
+            raise invalid_request(exc, "body") from None
     elif content_type == "multipart/form-data":
-        limit = gateway.settings.max_upload_bytes
-        form = await request.form(max_files=1, max_fields=4)
-        try:
-            metadata = form.get("metadata")
-            file = form.get("file")
-            if not isinstance(metadata, str):
-                raise InvalidRequest(
-                    "the multipart form needs a 'metadata' field with the DatasetCreate JSON"
-                )
-            if file is None or isinstance(file, str):
-                raise InvalidRequest("the multipart form needs a 'file' part")
-            try:
-                body = wire.DatasetCreate.model_validate_json(metadata)
-            except ValidationError as exc:
-                raise _invalid(exc, "metadata") from None
-            upload = await file.read(limit + 1)
-            if len(upload) > limit:
-                raise PayloadTooLarge(f"the upload is larger than {limit} bytes")
-            filename = file.filename or "upload"
-        finally:
-            await form.close()
+        body, upload, filename = await read_upload_form(
+            request, wire.DatasetCreate, gateway.settings.max_upload_bytes, "DatasetCreate"
+        )
     else:
         raise UnsupportedMediaType("send application/json (server-side path) or multipart/form-data (upload)")
     fingerprint = request_hash(
