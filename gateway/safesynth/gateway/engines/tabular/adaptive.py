@@ -35,7 +35,7 @@ from itertools import combinations
 import numpy as np
 import numpy.typing as npt
 
-from safesynth.gateway.engines.tabular.model import Measurement, allocate, project_simplex
+from safesynth.gateway.engines.tabular.model import Measurement, allocate, project_simplex, rake
 
 __all__ = ["MAX_CELLS", "BayesNet", "Factor", "LogLinearFactor", "candidate_sets", "fit_adaptive"]
 
@@ -169,20 +169,6 @@ def candidate_sets(
         mine = [(c, ps) for ps in parent_sets if _n_configs(ps, sizes) * sizes[c] <= max_cells]
         out.extend(mine or [(c, ())])  # a column too large for any pair is measured alone
     return out
-
-
-def _rake(table: FloatArray, rows: FloatArray, cols: FloatArray, iterations: int = 50) -> FloatArray:
-    """Iterative proportional fitting of a non-negative 2-D table to the given margins."""
-    total = max(float(rows.sum()), 1e-12)
-    t = table + 1e-6 * np.outer(rows, cols) / total
-    for _ in range(iterations):
-        rs = t.sum(axis=1)
-        t *= np.divide(rows, rs, out=np.zeros_like(rows), where=rs > 0)[:, None]
-        cs = t.sum(axis=0)
-        t *= np.divide(cols, cs, out=np.zeros_like(cols), where=cs > 0)[None, :]
-        if np.abs(t.sum(axis=1) - rows).max() <= 1e-6 * total:
-            break
-    return t
 
 
 def _normalise_rows(table: FloatArray, fallback: FloatArray) -> FloatArray:
@@ -370,7 +356,7 @@ def fit_adaptive(
         if not order and ps:  # round 1: a pair of new columns, parent first
             a = ps[0]
             parent = _mixed_marginal(one_way[a], noisy, 1, sizes[c], sigma, total)
-            raked = _rake(table, parent, child)
+            raked = rake(table, parent, child, iterations=50)
             p1[a] = parent / max(parent.sum(), 1e-12)
             tables[a] = [((), p1[a][None, :])]
             factors[a] = _node_factor(a, tables[a], synthetic, sizes)
@@ -378,7 +364,7 @@ def fit_adaptive(
             order.append(a)
         elif ps:
             q = np.bincount(_config_codes(synthetic, ps, sizes), minlength=n_par).astype(np.float64)
-            raked = _rake(table, total * q / max(q.sum(), 1e-12), child)
+            raked = rake(table, total * q / max(q.sum(), 1e-12), child, iterations=50)
         else:
             raked = child[None, :]
         p1[c] = child / max(child.sum(), 1e-12)

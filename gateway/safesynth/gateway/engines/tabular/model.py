@@ -33,6 +33,7 @@ __all__ = [
     "fit_tree_model",
     "independence_scores",
     "project_simplex",
+    "rake",
     "select_tree",
 ]
 
@@ -126,7 +127,7 @@ def allocate(n: int, p: FloatArray, gen: np.random.Generator) -> IntArray:
     return base
 
 
-def _rake(table: FloatArray, rows: FloatArray, cols: FloatArray, iterations: int = 100) -> FloatArray:
+def rake(table: FloatArray, rows: FloatArray, cols: FloatArray, iterations: int = 100) -> FloatArray:
     """Iterative proportional fitting of a non-negative table to the given margins."""
     total = max(float(rows.sum()), 1e-12)
     t = table + 1e-6 * np.outer(rows, cols) / total
@@ -232,7 +233,7 @@ def fit_tree_model(
     raw: dict[tuple[int, int], FloatArray] = {}
     for (a, b), m2 in two_way.items():
         table = project_simplex(m2.values, total).reshape(m2.values.shape)
-        raw[(a, b)] = _rake(table, marginals[a], marginals[b])
+        raw[(a, b)] = rake(table, marginals[a], marginals[b])
         adjacency[a].append(b)
         adjacency[b].append(a)
 
