@@ -97,6 +97,9 @@ def dp_bounds(
         lower = 0.0
     if edges[hi_cell] < 0.0 < edges[hi_cell + 1]:
         upper = 0.0
-    if not upper > lower:  # both in the cell around zero: widen to that cell's upper edge
-        upper = float(edges[hi_cell + 1])
+    if (
+        not upper > lower
+    ):  # both bounds in one cell: that cell's edges (an open end cell: its finite neighbour)
+        k = min(max(hi_cell, 1), cells - 2)
+        lower, upper = float(edges[k]), float(edges[k + 1])
     return lower, upper
