@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -92,7 +92,7 @@ def test_gaussian_plans_need_delta() -> None:
 
 
 def test_unknown_column_kind_is_refused_at_plan_time() -> None:
-    odd = ColumnSpec.model_construct(name="img", kind="image", description="")
+    odd = ColumnSpec.model_construct(name="img", kind=cast(Any, "image"), description="")
     schema = DatasetSchema.model_construct(columns=(*small_schema().columns, odd), privacy_unit=PrivacyUnit())
     with pytest.raises(UnsupportedSchema) as info:
         ENGINE.plan(schema, _request())

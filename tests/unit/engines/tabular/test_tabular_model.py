@@ -16,7 +16,9 @@ from safesynth.gateway.engines.tabular.grids import (
     clean_histogram,
     fine_grid,
     log_grid,
+    project_histogram,
     quantile_bins,
+    within_bin_weights,
 )
 from safesynth.gateway.engines.tabular.model import (
     Measurement,
@@ -230,3 +232,26 @@ def test_tree_model_makes_noisy_marginals_consistent_and_non_negative() -> None:
     parent, child = next((p, c) for p, c in model.order if p >= 0)
     assert edge.sum(axis=1) / model.total == pytest.approx(model.marginals[parent], abs=1e-6)
     assert edge.sum(axis=0) / model.total == pytest.approx(model.marginals[child], abs=1e-6)
+
+
+def test_project_histogram_zeroes_noise_tails_and_keeps_the_total() -> None:
+    # A narrow true distribution on a wide grid plus Gaussian noise (sigma 10) in the empty cells.
+    gen = np.random.default_rng(3)
+    true = np.zeros(200)
+    true[20:30] = 100.0
+    noisy = true + gen.normal(0.0, 10.0, true.size)
+    out = project_histogram(noisy)
+    assert out.min() >= 0.0
+    assert abs(out.sum() - noisy.sum()) < 1e-6
+    # The positive parts of the noise put ~800 rows in the empty tail; the projection far fewer.
+    assert out[40:].sum() < 0.25 * np.maximum(noisy[40:], 0.0).sum()
+    assert project_histogram(np.array([-5.0, -1.0, -3.0])).tolist() == [0.0, 1.0, 0.0]
+
+
+def test_within_bin_weights_project_each_bin_on_its_own_total() -> None:
+    noisy = np.array([50.0, -4.0, 6.0, 30.0, 30.0, -10.0, -2.0])
+    cell_to_bin = np.array([0, 0, 0, 1, 1, 2, 2])
+    w = within_bin_weights(noisy, cell_to_bin)
+    assert np.allclose(w[:3].sum(), 52.0) and w[1] == 0.0 and w[0] > w[2]
+    assert np.allclose(w[3:5], [30.0, 30.0])
+    assert w[5:].tolist() == [0.0, 0.0]  # non-positive bin total: uniform at decoding

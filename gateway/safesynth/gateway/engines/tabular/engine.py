@@ -60,10 +60,11 @@ from safesynth.gateway.engines.tabular.domains import (
 from safesynth.gateway.engines.tabular.execution import NoiseBackend, PlannedMechanisms
 from safesynth.gateway.engines.tabular.grids import (
     bounds_from_histogram,
-    clean_histogram,
     fine_grid,
     log_grid,
+    project_histogram,
     quantile_bins,
+    within_bin_weights,
 )
 from safesynth.gateway.engines.tabular.model import (
     Measurement,
@@ -156,14 +157,16 @@ class _Run:
         if self.mech.has(step):
             counts = np.bincount(grid_f.assign(present), minlength=grid_f.size).astype(float)
             noisy = self.mech.histogram(step, counts)
-            cleaned = clean_histogram(noisy, self.mech.sigma(step))
-            weights = np.maximum(noisy, 0.0)  # within-bin shape: keep the thin tails
+            cleaned = project_histogram(noisy)
+            weights = noisy  # projected bin by bin below (within_bin_weights)
         else:  # uniform bins on public bounds: no measurement
             cleaned = np.diff(np.concatenate([grid_f.edges, [grid_f.edges[-1]]]))[: grid_f.size]
             cleaned = np.where(cleaned > 0, cleaned, 1.0)
             cleaned[grid_f.n_interval :] = 0.0
             weights = cleaned
         cell_to_bin = quantile_bins(grid_f, cleaned, self.options.numeric_bins)
+        if self.mech.has(step):
+            weights = within_bin_weights(weights, cell_to_bin)
         self.report.setdefault("bounds", {})[spec.name] = [grid_f.lower, grid_f.upper]
         return NumericDomain(name=spec.name, grid=grid_f, cell_to_bin=cell_to_bin, cell_weights=weights)
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from safesynth.gateway.engines.tabular.model import project_simplex
+
 __all__ = [
     "FineGrid",
     "LogGrid",
@@ -26,7 +28,9 @@ __all__ = [
     "clean_histogram",
     "fine_grid",
     "log_grid",
+    "project_histogram",
     "quantile_bins",
+    "within_bin_weights",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -93,6 +97,33 @@ def bounds_from_histogram(
     if grid.edges[hi_cell] < 0.0 < grid.edges[hi_cell + 1]:
         hi = 0.0
     return float(lo), float(hi)
+
+
+def project_histogram(noisy: FloatArray) -> FloatArray:
+    """The noisy histogram projected onto the simplex of its own total (at least 1): cells whose noisy
+    count is below a common threshold become 0, the rest shrink by it (post-processing).
+
+    Unlike ``clean_histogram`` (a fixed 5 sigma cut, right for locating bounds), this keeps the shape of
+    a spread-out distribution whose cells are each small against the noise (e.g. a wide numeric range
+    over many fine cells at a small epsilon) while still zeroing the noise-only cells of empty tails.
+    """
+    noisy = np.asarray(noisy, dtype=np.float64)
+    out = project_simplex(noisy, max(float(noisy.sum()), 1.0))
+    return out.reshape(noisy.shape)
+
+
+def within_bin_weights(noisy: FloatArray, cell_to_bin: IntArray) -> FloatArray:
+    """Within-bin sampling weights of the fine cells: in each bin, the noisy cell counts projected onto
+    the simplex of the bin's noisy total (0 everywhere when that total is not positive, i.e. uniform at
+    decoding). Post-processing: keeps noise-only cells of a bin's empty tail from drawing values."""
+    noisy = np.asarray(noisy, dtype=np.float64)
+    out = np.zeros_like(noisy)
+    for b in range(int(cell_to_bin.max()) + 1 if cell_to_bin.size else 0):
+        cells = np.flatnonzero(cell_to_bin == b)
+        total = float(noisy[cells].sum())
+        if total > 0:
+            out[cells] = project_simplex(noisy[cells], total)
+    return out
 
 
 @dataclass(frozen=True)
