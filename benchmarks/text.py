@@ -403,17 +403,18 @@ class Bench:
     ) -> None:
         train, _ = self.dataset(name)
         spec = DATASETS[name]
-        options: dict[str, Any] = {
-            "label_descriptions": spec["labels"],
+        # only what a user passes: the public label descriptions and the length budget; every other
+        # option is the engine's default unless a flag overrides it (then it is recorded in the row)
+        options: dict[str, Any] = {"label_descriptions": spec["labels"], "max_tokens": self.args.max_tokens}
+        overrides = {
             "iterations": iterations or self.args.iterations,
-            "max_tokens": self.args.max_tokens,
-            "embedding": embedding,
+            "embedding": None if embedding == "hashing" else embedding,
             "label_mix": self.args.label_mix,
             "output_selection": self.args.output_selection,
             "threshold_sigmas": self.args.threshold_sigmas,
+            "candidates": self.args.candidates or None,
         }
-        if self.args.candidates:
-            options["candidates"] = self.args.candidates
+        options.update({k: v for k, v in overrides.items() if v is not None})
         request = SynthesisRequest(
             engine="text", epsilon=epsilon, delta=self.args.delta, rows=self.args.rows, options=options
         )
@@ -427,7 +428,12 @@ class Bench:
         seconds = time.perf_counter() - started
         cached = self.runner.hit_seconds - cached0
         report = dict(out.report)
-        method = f"private evolution ({embedding} embedding, T={options['iterations']})"
+        non_default = sorted(set(options) - {"label_descriptions", "max_tokens"})
+        method = (
+            "private evolution (engine defaults)"
+            if not non_default
+            else ("private evolution (" + ", ".join(f"{k}={options[k]}" for k in non_default) + ")")
+        )
         self.record(
             name,
             method,
@@ -440,6 +446,11 @@ class Bench:
                 "cached_generation_seconds": round(cached, 1),
                 "generation": report["generation"],
                 "options": {k: v for k, v in options.items() if k != "label_descriptions"},
+                "resolved": {
+                    k: plan.options["resolved"][k]
+                    for k in ("iterations", "output_selection", "label_mix", "embedding", "hubness")
+                },
+                "candidates_planned": plan.options["derived"]["candidates"],
                 "sigma_vote": round(report["sigma_vote"], 3),
                 "sigma_count": round(report["sigma_count"], 3) if report["sigma_count"] else None,
                 "accountant_epsilon": round(float(plan.cost.epsilon), 4),
@@ -454,15 +465,15 @@ class Bench:
         gen = self._generator(name)
         by_label = {lab: train.loc[train["label"] == lab, "text"].tolist() for lab in spec["labels"]}
         started = time.perf_counter()
-        texts, labels, _info = paper_baseline(
+        texts, labels, info = paper_baseline(
             gen,
             by_label,
-            rows=self.args.rows,
+            rows=self.args.baseline_rows or self.args.rows,
             epsilon=epsilon,
             description=spec["description"],
             label_descriptions=spec["labels"],
             seed=seed,
-            label_mix=self.args.label_mix,
+            label_mix=self.args.label_mix or "balanced",
         )
         self.record(
             name,
@@ -475,6 +486,8 @@ class Bench:
                 "seconds": round(time.perf_counter() - started, 1),
                 "generation": gen.stats.to_json(),
                 "not_dp": True,
+                "requested": self.args.baseline_rows or self.args.rows,
+                "dropped_outputs": info["dropped"],
             },
         )
 
@@ -641,13 +654,15 @@ def main() -> None:
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--epsilons", default="4,1,10")
     parser.add_argument("--delta", type=float, default=1e-5)
-    parser.add_argument("--iterations", type=int, default=1)
+    # engine options: None = the engine's default (what a user gets)
+    parser.add_argument("--iterations", type=int, default=None)
+    parser.add_argument("--candidates", type=int, default=None, help="candidates per iteration, all labels")
+    parser.add_argument("--label-mix", default=None, choices=("balanced", "dp_shares"))
+    parser.add_argument("--output-selection", default=None, choices=("proportional", "rank", "sample"))
+    parser.add_argument("--threshold-sigmas", type=float, default=None)
     parser.add_argument(
-        "--candidates", type=int, default=600, help="candidates per iteration, all labels (0: engine default)"
+        "--baseline-rows", type=int, default=0, help="texts of the NOT-DP baseline (0: --rows)"
     )
-    parser.add_argument("--label-mix", default="balanced", choices=("balanced", "dp_shares"))
-    parser.add_argument("--output-selection", default="rank", choices=("rank", "sample"))
-    parser.add_argument("--threshold-sigmas", type=float, default=1.0)
     parser.add_argument(
         "--cache", default="/tmp/safesynth_text_bench_cache.jsonl", help="JSON-lines cache of generations"
     )

@@ -23,19 +23,16 @@ __all__ = ["NOT_DP", "paper_baseline"]
 NOT_DP = True  # read by the benchmark report: this method offers no DP guarantee
 
 
-def _prompt(description: str, label_phrase: str, shots: Sequence[str]) -> list[dict[str, str]]:
-    examples = "\n".join(f"- {s}" for s in shots)
-    user = (
-        f"Data set: {description}.{label_phrase}\nHere are real entries:\n{examples}\n"
-        "Write one new entry like these."
-    )
-    return [
-        {
-            "role": "system",
-            "content": "You write realistic entries for a data set. Reply with the entry only.",
-        },
-        {"role": "user", "content": user},
-    ]
+def _prompt(description: str, label_phrase: str, shots: Sequence[str]) -> str:
+    """A few-shot list to continue: the private examples one per line, then an open item.
+
+    A chat prompt ("Here are real entries ... Write one new entry") made the instruct model announce
+    its answer ("Here's a new entry:") and stop at the blank line in about half of the outputs, so half
+    of the requested texts were lost; a raw list continuation has no turn to announce anything in, and
+    it is the classic in-context prompt of the recipe.
+    """
+    examples = "".join("- " + " ".join(s.split()) + "\n" for s in shots)
+    return f"Data set: {description}.{label_phrase}\n{examples}- "
 
 
 def paper_baseline(
@@ -61,11 +58,12 @@ def paper_baseline(
     per_label = allocate(rows, shares)
     texts: list[str] = []
     out_labels: list[str] = []
+    dropped = 0
     for lab, n in zip(labels, per_label, strict=True):
         pool = list(private_by_label[lab])
         if n == 0 or not pool:
             continue
-        phrase = f" It must be {label_descriptions[lab]}." if lab in label_descriptions else ""
+        phrase = f" Every entry below is {label_descriptions[lab]}." if lab in label_descriptions else ""
         prompts = []
         for _ in range(n):
             picks = gen.choice(len(pool), size=min(shots, len(pool)), replace=False)
@@ -76,7 +74,7 @@ def paper_baseline(
             temperature=generator.budget.temperature,
             top_p=generator.budget.top_p,
             seed=int(gen.integers(0, 2**31)),
-            stop=["\n\n"],
+            stop=["\n"],
         )
         for r in results:
             generator.stats.calls += 1
@@ -87,4 +85,7 @@ def paper_baseline(
             if text and not is_prompt_echo(text):
                 texts.append(text)
                 out_labels.append(lab)
-    return texts, out_labels, {"not_dp": True, "noisy_label_counts": noisy.tolist(), "shots": shots}
+            else:
+                dropped += 1
+    info = {"not_dp": True, "noisy_label_counts": noisy.tolist(), "shots": shots, "dropped": dropped}
+    return texts, out_labels, info

@@ -38,7 +38,7 @@ def test_balanced_gives_exactly_equal_rows_per_label(
 def test_dp_shares_follow_the_noisy_counts(
     sms_schema: DatasetSchema, fake_runner: Any, make_sms: Any
 ) -> None:
-    _, out = _run(sms_schema, make_sms(n_ham=180, n_spam=20), fake_runner, _request())
+    _, out = _run(sms_schema, make_sms(n_ham=180, n_spam=20), fake_runner, _request(label_mix="dp_shares"))
     counts = out.table["label"].value_counts().to_dict()
     # count noise sigma ~3.4 at eps 4: the spam share 20/200 moves by < 0.1 with probability > 1 - 1e-6,
     # so spam gets at most 4 of 20 rows (false-failure rate < 1e-6)

@@ -59,3 +59,35 @@ def test_empty_population_selects_nothing() -> None:
     gen = np.random.default_rng(4)
     picks, repeat = select_output(np.zeros(0), 5, "sample", gen)
     assert picks.size == 0 and repeat.size == 0
+
+
+def test_proportional_gives_rows_in_proportion_to_the_votes() -> None:
+    gen = np.random.default_rng(5)
+    # 10 rows over votes 6 : 3 : 1 : 0 -> 6, 3, 1, 0 rows, most-voted first, repeats flagged
+    picks, repeat = select_output(np.array([3.0, 6.0, 0.0, 1.0]), 10, "proportional", gen)
+    assert picks.tolist() == [1] * 6 + [0] * 3 + [3]
+    assert repeat.tolist() == [False] + [True] * 5 + [False, True, True, False]
+
+
+def test_proportional_does_not_flatten_as_the_noise_falls() -> None:
+    # "rank" outputs every positive candidate once: with 3 candidates above the threshold and 3 rows,
+    # a candidate with 100 votes and one with 1 vote each get one row; "proportional" keeps the mass
+    weights = np.array([100.0, 1.0, 1.0])
+    rank, _ = select_output(weights, 3, "rank", np.random.default_rng(6))
+    prop, _ = select_output(weights, 3, "proportional", np.random.default_rng(6))
+    assert sorted(rank.tolist()) == [0, 1, 2]
+    assert prop.tolist() == [0, 0, 0]
+
+
+@given(
+    weights=st.lists(st.floats(0.0, 1e6, allow_nan=False), min_size=1, max_size=40),
+    n=st.integers(0, 300),
+)
+def test_proportional_rows_sum_to_n_and_stay_within_one_of_the_quota(weights: list[float], n: int) -> None:
+    w = np.array(weights)
+    picks, repeat = select_output(w, n, "proportional", np.random.default_rng(7))
+    assert picks.shape[0] == n and repeat.shape[0] == n
+    counts = np.bincount(picks, minlength=w.shape[0])
+    quota = n * w / w.sum() if w.sum() > 0 else np.full(w.shape[0], n / w.shape[0])
+    assert np.all(np.abs(counts - quota) < 1.0 + 1e-9)
+    assert int((~repeat).sum()) == len(set(picks.tolist()))

@@ -9,17 +9,20 @@ Options (all public; unknown keys are refused):
 ``label_descriptions`` {label: public description used in prompts}, e.g. {"1": "a positive review"}
 ``corpus_description`` what the texts are (default: the text column's or the dataset's description)
 ``topics``/``styles``/``tones``  lists replacing the fixed public lists of prompt ingredients
-``iterations``         T, the number of noisy vote histograms (default 2)
+``iterations``         T, the number of noisy vote histograms (default 1, the measured setting:
+                       see benchmarks/results/text.md)
 ``candidates``         candidates per iteration, all labels together (default: from the size gate,
                        at most ``max_candidates``)
-``max_candidates``     cap of the automatic choice (default: the rows asked for, else 500)
+``max_candidates``     cap of the automatic choice (default: 1.2 x the rows asked for, else 600)
 ``k``                  nearest candidates each private text votes for (default 1; weight 1/sqrt(k))
 ``threshold_sigmas``   threshold on noisy votes, in units of sigma (default 1.0)
-``selection``          parents: "sample" (proportional) or "rank" (default "sample")
-``output_selection``   output rows: "sample" or "rank" (default "sample")
-``label_mix``          output rows per label: "dp_shares" (proportional to the noisy label counts,
-                       default) or "balanced" (equal rows for every label with a positive noisy
-                       count; a public choice, i.e. post-processing: costs nothing, same events)
+``selection``          parents (T > 1): "sample", "rank" or "proportional" (default "sample")
+``output_selection``   output rows: "proportional" (default: rows per candidate proportional to its
+                       noisy votes, largest remainder), "rank" (each positive candidate once) or
+                       "sample" (multinomial); see ``selection.select_output``
+``label_mix``          output rows per label: "balanced" (default: equal rows for every label with a
+                       positive noisy count; a public choice, i.e. post-processing: costs nothing, same
+                       events) or "dp_shares" (proportional to the noisy label counts)
 ``embedding``          "hashing" or "model" (default "hashing", see benchmarks/results/text.md)
 ``hubness``            "csls" (default: votes corrected for hub candidates, see ``embed.hubness_penalty``)
                        or "none" (plain nearest neighbours)
@@ -46,6 +49,7 @@ from typing import Any
 from safesynth.gateway.engines.text.embed import EMBEDDINGS
 from safesynth.gateway.engines.text.errors import InvalidTextOption, NoTextColumn
 from safesynth.gateway.engines.text.prompts import DEFAULT_STYLES, DEFAULT_TONES, DEFAULT_TOPICS
+from safesynth.gateway.engines.text.selection import SELECTION_MODES
 from safesynth.sdk.schema import ColumnKind, DatasetSchema
 
 __all__ = ["LABEL_MIXES", "TextOptions", "resolve_options"]
@@ -68,14 +72,14 @@ class TextOptions:
     topics: tuple[str, ...] = DEFAULT_TOPICS
     styles: tuple[str, ...] = DEFAULT_STYLES
     tones: tuple[str, ...] = DEFAULT_TONES
-    iterations: int = 2
+    iterations: int = 1
     candidates: int | None = None
-    max_candidates: int = 500
+    max_candidates: int = 600
     k: int = 1
     threshold_sigmas: float = 1.0
     selection: str = "sample"
-    output_selection: str = "sample"
-    label_mix: str = "dp_shares"
+    output_selection: str = "proportional"
+    label_mix: str = "balanced"
     embedding: str = "hashing"
     hubness: str = "csls"
     max_tokens: int = 64
@@ -133,8 +137,8 @@ _FLOAT_OPTIONS: dict[str, tuple[float, float]] = {
     "gate_factor": (0.0, 100.0),
 }
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "selection": ("sample", "rank"),
-    "output_selection": ("sample", "rank"),
+    "selection": SELECTION_MODES,
+    "output_selection": SELECTION_MODES,
     "label_mix": LABEL_MIXES,
     "hubness": ("csls", "none"),
     "embedding": EMBEDDINGS,
@@ -143,6 +147,12 @@ _TEXT_LISTS = ("topics", "styles", "tones")
 _OTHER = ("text_column", "label_column", "label_descriptions", "corpus_description")
 _KNOWN = frozenset(_INT_OPTIONS) | frozenset(_FLOAT_OPTIONS) | frozenset(_CHOICES) | frozenset(_TEXT_LISTS)
 _KNOWN = _KNOWN | frozenset(_OTHER)
+
+
+def _default_max_candidates(rows: int | None) -> int:
+    """1.2 candidates per requested row (600 without a row count): the selection needs more candidates
+    than rows to choose from, and each candidate costs one generation, like a row."""
+    return 600 if rows is None else max(1, math.ceil(1.2 * rows))
 
 
 def _int(name: str, value: object) -> int:
@@ -228,7 +238,7 @@ def resolve_options(schema: DatasetSchema, options: Mapping[str, Any], rows: int
         "corpus_description": description,
         "label_descriptions": dict(label_descriptions),
         "max_chars": spec.max_length or _DEFAULT_MAX_CHARS,
-        "max_candidates": rows if rows is not None else 500,
+        "max_candidates": _default_max_candidates(rows),
     }
     for name in _INT_OPTIONS:
         if options.get(name) is not None:

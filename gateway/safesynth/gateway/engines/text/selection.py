@@ -12,9 +12,19 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["SelectionMode", "allocate", "apply_threshold", "select_output", "select_parents"]
+__all__ = [
+    "SELECTION_MODES",
+    "SelectionMode",
+    "allocate",
+    "apply_threshold",
+    "select_output",
+    "select_parents",
+]
 
-SelectionMode = Literal["sample", "rank"]
+SelectionMode = Literal["sample", "rank", "proportional"]
+
+#: The selection modes, in the order the options list them.
+SELECTION_MODES: tuple[str, ...] = ("proportional", "rank", "sample")
 
 
 def apply_threshold(noisy: npt.NDArray[np.float64], threshold: float) -> npt.NDArray[np.float64]:
@@ -59,12 +69,21 @@ def select_output(
     A first pick of a candidate outputs the candidate itself; a repeated pick is to be replaced by a
     fresh variation of that candidate, so the output has no duplicates by construction.
     "sample" draws with replacement proportionally to the weights; "rank" takes the candidates with
-    positive weight in decreasing order first, then samples the rest.
+    positive weight in decreasing order first, then samples the rest; "proportional" gives each
+    candidate ``n * w_i / sum(w)`` rows, rounded by largest remainder (the noisy histogram read as the
+    estimate of the private distribution, without the sampling noise of "sample"), in decreasing order of
+    weight, a candidate's rows next to each other. "rank" outputs each positive candidate once whatever its
+    votes, so the less noise, the more candidates pass the threshold and the closer the output gets to
+    the unselected population; "proportional" keeps the vote mass at every noise level.
     """
     m = weights.shape[0]
     if m == 0 or n <= 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
-    if mode == "rank":
+    if mode == "proportional":
+        order = _rank(weights, gen)
+        rows = np.asarray(allocate(n, _weights_or_uniform(weights)[order].tolist()), dtype=np.int64)
+        picks = np.repeat(order, rows)
+    elif mode == "rank":
         order = _rank(weights, gen)
         positive = order[weights[order] > 0][:n]
         rest = n - positive.shape[0]
