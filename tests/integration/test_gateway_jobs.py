@@ -5,6 +5,7 @@ ledger verifies)."""
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import sys
 import time
@@ -140,3 +141,33 @@ def test_cancel_and_restart_mid_job(tmp_path: Path) -> None:
         assert len(_spends(client)) == spends_before
         export = client.get("/v1/ledger/export")
     verify_zip(export.content, settings.public_key_path, tmp_path / "export")
+
+
+@pytest.mark.slow
+def test_long_poll_answers_at_each_change_and_at_once_when_final(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path / "home")
+    token = init(settings)
+    headers = {"Authorization": f"Bearer {token}"}
+    with running(settings) as url, httpx.Client(base_url=url, headers=headers, timeout=120) as client:
+        _register(client)
+        job = client.post("/v1/datasets/d1/syntheses", json=SYNTH).json()
+        seen = [job]
+        while seen[-1]["state"] not in ("succeeded", "failed", "cancelled"):
+            answer = client.get(f"/v1/jobs/{job['id']}", params={"wait": 30})
+            assert answer.status_code == 200, answer.text
+            seen.append(answer.json())
+            assert len(seen) < 50, "the long poll answered without a change"
+        assert seen[-1]["state"] == "succeeded"
+        # each answer reports a change (nothing here waits 30 s): a few long polls, not a poll loop
+        assert all(a != b for a, b in itertools.pairwise(seen)), seen
+        # a final job answers at once, well before its 30 s wait
+        final = client.get(f"/v1/jobs/{job['id']}", params={"wait": 30}, timeout=10)
+        assert final.json()["state"] == "succeeded"
+        too_long = client.get(f"/v1/jobs/{job['id']}", params={"wait": 31})
+        assert too_long.status_code == 422
+        # the SDK waits with long polls too
+        from safesynth.sdk import Client
+
+        with Client(base_url=url, token=token, timeout=60) as sdk:
+            submitted = sdk.submit("d1", engine="tabular", rows=20, epsilon=1.0, purpose="integration test")
+            assert sdk.jobs.wait(submitted.id, timeout=120).state == "succeeded"

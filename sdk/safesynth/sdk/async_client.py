@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import functools
 import hashlib
 import os
 import ssl
@@ -39,7 +40,14 @@ from safesynth.sdk._http import (
     retry_after_seconds,
 )
 from safesynth.sdk._sse import aiter_sse_jobs
-from safesynth.sdk.client import AUDIT_TIMEOUT, _canary_request, _external_call, _with_timeout
+from safesynth.sdk.client import (
+    AUDIT_TIMEOUT,
+    LONG_POLL_SECONDS,
+    _canary_request,
+    _external_call,
+    _timed,
+    _with_timeout,
+)
 from safesynth.sdk.errors import ConnectionFailed, InvalidResponse, JobFailed, WaitTimeout
 from safesynth.sdk.models import (
     CANARY_AUDIT,
@@ -518,23 +526,34 @@ class Jobs(_Namespace):
         progress: ProgressArg = False,
         poll_interval: float = 1.0,
     ) -> Job:
-        """Poll until the job is final; return it when it succeeded, raise :class:`JobFailed` otherwise.
+        """Wait until the job is final; return it when it succeeded, raise :class:`JobFailed` otherwise.
 
-        ``timeout`` (seconds, None = no limit) raises :class:`WaitTimeout`; the job keeps running.
+        Long polls: the gateway answers at each change of the job (so the result is seen at once, and
+        ``progress`` sees every stage). Against a gateway that answers at once instead, it polls, at
+        most every ``poll_interval`` seconds. ``timeout`` (seconds, None = no limit) raises
+        :class:`WaitTimeout`; the job keeps running.
         """
         report = progress_callback(progress)
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = min(0.1, poll_interval)
+        job = await self.get(job_id)
         while True:
-            job = await self.get(job_id)
             if report is not None:
                 report(job)
             if job.done:
                 return _final(job)
-            if deadline is not None and time.monotonic() >= deadline:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
                 raise WaitTimeout(f"job {job_id} still {job.state} after {timeout} s")
-            await self._client._sleep(delay)
-            delay = min(poll_interval, delay * 2)
+            window = LONG_POLL_SECONDS if deadline is None else min(LONG_POLL_SECONDS, deadline - now)
+            call = calls.get_job(job_id, round(window, 3))
+            response = await self._client._send(
+                _timed(functools.partial(self._client._build, call, None), window + 15.0)
+            )
+            previous, job = job, decode(response, Job)
+            if job == previous and time.monotonic() - now < window / 2:  # no long poll: poll
+                await self._client._sleep(delay)
+                delay = min(poll_interval, delay * 2)
 
     async def events(self, job_id: str) -> AsyncIterator[Job]:
         """Live job states from the gateway's server-sent events, until the job is final."""

@@ -11,6 +11,7 @@ with Client(base_url="http://127.0.0.1:8765", token="...") as client:   # or SAF
 from __future__ import annotations
 
 import builtins
+import functools
 import hashlib
 import os
 import ssl
@@ -517,23 +518,34 @@ class Jobs(_Namespace):
         progress: ProgressArg = False,
         poll_interval: float = 1.0,
     ) -> Job:
-        """Poll until the job is final; return it when it succeeded, raise :class:`JobFailed` otherwise.
+        """Wait until the job is final; return it when it succeeded, raise :class:`JobFailed` otherwise.
 
-        ``timeout`` (seconds, None = no limit) raises :class:`WaitTimeout`; the job keeps running.
+        Long polls: the gateway answers at each change of the job (so the result is seen at once, and
+        ``progress`` sees every stage). Against a gateway that answers at once instead, it polls, at
+        most every ``poll_interval`` seconds. ``timeout`` (seconds, None = no limit) raises
+        :class:`WaitTimeout`; the job keeps running.
         """
         report = progress_callback(progress)
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = min(0.1, poll_interval)
+        job = self.get(job_id)
         while True:
-            job = self.get(job_id)
             if report is not None:
                 report(job)
             if job.done:
                 return _final(job)
-            if deadline is not None and time.monotonic() >= deadline:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
                 raise WaitTimeout(f"job {job_id} still {job.state} after {timeout} s")
-            self._client._sleep(delay)
-            delay = min(poll_interval, delay * 2)
+            window = LONG_POLL_SECONDS if deadline is None else min(LONG_POLL_SECONDS, deadline - now)
+            call = calls.get_job(job_id, round(window, 3))
+            response = self._client._send(
+                _timed(functools.partial(self._client._build, call, None), window + 15.0)
+            )
+            previous, job = job, decode(response, Job)
+            if job == previous and time.monotonic() - now < window / 2:  # no long poll: poll
+                self._client._sleep(delay)
+                delay = min(poll_interval, delay * 2)
 
     def events(self, job_id: str) -> Iterator[Job]:
         """Live job states from the gateway's server-sent events, until the job is final."""
@@ -661,6 +673,8 @@ class Tokens(_Namespace):
 # ================================================================================================ audits
 #: Seconds an external audit may take before the client gives up (it runs while the request waits).
 AUDIT_TIMEOUT = 600.0
+#: Seconds of one long poll in ``jobs.wait`` (the gateway caps it at 30).
+LONG_POLL_SECONDS = 20.0
 
 
 def _external_call(
@@ -725,6 +739,11 @@ def _canary_request(
 def _with_timeout(request: httpx.Request, seconds: float) -> httpx.Request:
     request.extensions["timeout"] = httpx.Timeout(seconds, connect=10.0).as_dict()
     return request
+
+
+def _timed(build: Callable[[], httpx.Request], seconds: float) -> Callable[[], httpx.Request]:
+    """``build`` with a read timeout of ``seconds`` on each request it builds."""
+    return lambda: _with_timeout(build(), seconds)
 
 
 class Audits(_Namespace):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 from collections.abc import AsyncIterator
@@ -25,7 +26,10 @@ from safesynth.gateway.service.releases import MEDIA_TYPES
 from safesynth.sdk import models as wire
 from safesynth.sdk import routes as r
 
-__all__ = ["invalid_request", "read_upload_form", "router"]
+#: The longest long poll of ``GET /v1/jobs/{id}?wait=``: short enough for proxies and client timeouts.
+MAX_JOB_WAIT_SECONDS = 30.0
+
+__all__ = ["MAX_JOB_WAIT_SECONDS", "invalid_request", "read_upload_form", "router"]
 
 router = APIRouter()
 PROBLEM = {"model": wire.Problem, "description": "An RFC 9457 problem (application/problem+json)"}
@@ -266,9 +270,38 @@ def list_jobs(
 
 
 @router.get(r.JOB, response_model=wire.Job, tags=["jobs"], responses=ERRORS)
-def get_job(job: str, gateway: GatewayDep, principal: CurrentPrincipal) -> wire.Job:
-    """A job's state, stage, progress and ETA."""
-    return gateway.get_job(principal, job)
+async def get_job(
+    job: str,
+    gateway: GatewayDep,
+    principal: CurrentPrincipal,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=MAX_JOB_WAIT_SECONDS,
+            description="Long poll: answer as soon as the job changes (state, stage, progress) or is "
+            "final, or after this many seconds; 0 answers at once.",
+        ),
+    ] = 0.0,
+) -> wire.Job:
+    """A job's state, stage, progress and ETA (optionally after waiting for its next change)."""
+    record = await run_in_threadpool(gateway.job_record, principal, job)  # visibility first
+    if wait > 0 and not record.done:
+        loop = asyncio.get_running_loop()
+        changed = asyncio.Event()
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(changed.set)
+
+        unsubscribe = gateway.jobs.subscribe(job, wake)
+        try:
+            current = gateway.jobs.get(job)  # a change between the first read and subscribing
+            if current.version == record.version and not current.done:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), timeout=wait)
+        finally:
+            unsubscribe()
+    return await run_in_threadpool(gateway.get_job, principal, job)
 
 
 @router.post(r.JOB_CANCEL, response_model=wire.Job, tags=["jobs"], responses=ERRORS)

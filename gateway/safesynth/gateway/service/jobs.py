@@ -120,6 +120,7 @@ class JobManager:
         self._handles: dict[str, JobHandle] = {}
         self._futures: dict[str, Future[None]] = {}
         self._reserved: dict[str, int] = {}
+        self._listeners: dict[str, list[Callable[[], None]]] = {}
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="safesynth-job")
         self._closed = False
 
@@ -270,6 +271,7 @@ class JobManager:
             )
             self._live[job_id] = record
             self._changed.notify_all()
+            self._notify(job_id)
         if stage_changed:
             self._store(record)
 
@@ -279,6 +281,7 @@ class JobManager:
             record = replace(record, version=record.version + 1, **changes)
             self._live[job_id] = record
             self._changed.notify_all()
+            self._notify(job_id)
         self._store(record)
         return record
 
@@ -295,6 +298,7 @@ class JobManager:
         with self._lock:
             self._live[record.id] = record
             self._changed.notify_all()
+            self._notify(record.id)
         self._store(record)
 
     def _store(self, record: JobRecord) -> None:
@@ -332,6 +336,29 @@ class JobManager:
                 "SELECT id FROM jobs WHERE principal = ? ORDER BY created_at DESC LIMIT ?", (principal, limit)
             )
         return [self.get(row["id"]) for row in rows]
+
+    def subscribe(self, job_id: str, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (from the changing thread, under the manager's lock: it must not block)
+        at every change of the job; returns the function that unsubscribes."""
+        with self._lock:
+            self._listeners.setdefault(job_id, []).append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                callbacks = self._listeners.get(job_id)
+                if callbacks is not None and callback in callbacks:
+                    callbacks.remove(callback)
+                    if not callbacks:
+                        del self._listeners[job_id]
+
+        return unsubscribe
+
+    def _notify(self, job_id: str) -> None:
+        """Tell the job's listeners it changed (caller holds the lock)."""
+        for callback in tuple(self._listeners.get(job_id, ())):
+            # a listener whose event loop has closed must not break the job
+            with contextlib.suppress(Exception):
+                callback()
 
     def wait_change(self, job_id: str, version: int, timeout: float) -> JobRecord:
         """The job once its version differs from ``version`` (or after ``timeout`` seconds)."""

@@ -149,3 +149,33 @@ def test_shutdown_fails_unfinished_jobs(db: StateDB) -> None:
     block.set()
     with pytest.raises(QueueFull):
         manager.reserve("p1")
+
+
+def test_subscribers_hear_every_change_until_they_unsubscribe(db: StateDB) -> None:
+    manager = JobManager(db, workers=1, queue_size=4, per_principal=4)
+    gate = threading.Event()
+    heard: list[int] = []
+
+    def work(handle: JobHandle) -> str:
+        gate.wait(10)
+        handle.progress("fitting", 0.5)
+        return "a" * 64
+
+    def broken() -> None:  # e.g. a closed event loop: must not break the job
+        raise RuntimeError("listener gone")
+
+    manager.reserve("p1")
+    record = manager.submit(_record(manager), work)
+    unsubscribe = manager.subscribe(record.id, lambda: heard.append(manager.get(record.id).version))
+    manager.subscribe(record.id, broken)
+    gate.set()
+    final = _wait_done(manager, record.id)
+    assert final.state == "succeeded"
+    # (running ->) progress -> succeeded: every change after subscribing, in order, the last one final
+    assert len(heard) >= 2 and heard == sorted(heard) and heard[-1] == final.version
+    unsubscribe()
+    unsubscribe()  # twice is harmless
+    count = len(heard)
+    manager._update(record.id, stage="after")  # a change nobody listens to
+    assert len(heard) == count
+    manager.shutdown(grace_seconds=1)
