@@ -459,6 +459,73 @@ class Bench:
             },
         )
 
+    def selection_study(self, name: str, seed: int, epsilons: Sequence[float], repeats: int = 3) -> None:
+        """Output selection rules on the TRAINING split only (no test data): half of it votes, the other
+        half is the evaluation set. The population is the engine's first population for ``seed`` (public,
+        from the cache); votes are the engine's (hashing + CSLS), scaled by 2 so that their signal to noise
+        matches a full-size run, with the engine's noise for each epsilon; a repeated pick is counted as a
+        duplicate of its candidate (the classifier's weight), not a fresh variation (no generation)."""
+        from sklearn.model_selection import train_test_split
+
+        from safesynth.gateway.engines.text.accounting import calibrate
+        from safesynth.gateway.engines.text.embed import hubness_penalty
+        from safesynth.gateway.engines.text.selection import apply_threshold, select_output
+        from safesynth.gateway.engines.text.vote import PrivateCorpus
+
+        train, _ = self.dataset(name)
+        votes, held = train_test_split(train, test_size=0.5, random_state=777, stratify=train["label"])
+        labels = list(DATASETS[name]["labels"])
+        corpus = PrivateCorpus({lab: votes.loc[votes["label"] == lab, "text"].tolist() for lab in labels})
+        per_label = self.args.rows // len(labels)
+        gen = self._generator(name)
+        rng = post_processing_generator(RandomSource.seeded(seed))
+        label_gens = [np.random.default_rng(int(rng.integers(0, 2**63))) for _ in labels]
+        cands = allocate(int(np.ceil(1.2 * self.args.rows)), [1.0] * len(labels))
+        pops = [
+            list(dict.fromkeys(gen.random(lab, m, g)))
+            for lab, m, g in zip(labels, cands, label_gens, strict=True)
+        ]
+        embedded = [self.hashing.embed(p) for p in pops]
+        scale = len(train) / len(votes)
+        hists = [
+            corpus.vote_histogram(lab, e, embedder=self.hashing, k=1, penalty=hubness_penalty(e)) * scale
+            for lab, e in zip(labels, embedded, strict=True)
+        ]
+
+        def score(texts: list[str], labs: list[str]) -> float:
+            return classify(texts, labs, held)["macro_f1"]
+
+        row: dict[str, Any] = {
+            "dataset": name,
+            "seed": seed,
+            "zero_shot": score(
+                [t for p in pops for t in p[:per_label]],
+                [lab for lab, p in zip(labels, pops, strict=True) for _ in p[:per_label]],
+            ),
+        }
+        for eps in epsilons:
+            noise = calibrate(
+                epsilon=eps, delta=self.args.delta, iterations=1, sensitivity=1, count_share=0.1
+            )
+            scores: dict[str, list[float]] = {"proportional": [], "rank": [], "sample": []}
+            for rep in range(repeats):
+                noise_gen = np.random.default_rng([seed, rep, int(eps * 1000)])
+                noisy = [h + noise_gen.normal(0.0, noise.sigma_vote, h.shape[0]) for h in hists]
+                for mode, got in scores.items():
+                    texts: list[str] = []
+                    labs: list[str] = []
+                    for lab, pop, h in zip(labels, pops, noisy, strict=True):
+                        weights = apply_threshold(h, noise.sigma_vote)
+                        picks, _ = select_output(weights, per_label, mode, noise_gen)  # type: ignore[arg-type]
+                        texts += [pop[int(i)] for i in picks]
+                        labs += [lab] * len(picks)
+                    got.append(score(texts, labs))
+            for mode, got in scores.items():
+                row[f"{mode}@{eps:g}"] = round(float(np.mean(got)), 4)
+        self.results.setdefault("selection_study", []).append(row)
+        print(json.dumps(row), flush=True)
+        self.save()
+
     def baseline(self, name: str, seed: int, epsilon: float) -> None:
         train, _ = self.dataset(name)
         spec = DATASETS[name]
@@ -509,9 +576,9 @@ def summary(results: Mapping[str, Any]) -> list[str]:
             continue
         groups.setdefault((r["dataset"], r["method"], r["epsilon"]), []).append(r)
     lines = [
-        "| data set | method | epsilon | seeds | texts | accuracy | macro-F1 | mmd hashing | wall s | "
-        "cold s | tok/s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| data set | method | epsilon | seeds | texts | accuracy | macro-F1 | mmd hashing | exact copy | "
+        "8-gram | wall s | cold s | tok/s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for (name, method, eps), rows in sorted(groups.items(), key=lambda kv: (kv[0][0], _order(kv[0]))):
         walls = [r["seconds"] for r in rows if "seconds" in r]
@@ -521,8 +588,10 @@ def summary(results: Mapping[str, Any]) -> list[str]:
             f"| {name} | {method} | {'' if eps is None else f'{eps:g}'} | {len(rows)} | "
             f"{_ms([r['n_texts'] for r in rows], 0)} | {_ms([r['accuracy'] for r in rows])} | "
             f"{_ms([r['macro_f1'] for r in rows])} | "
-            f"{_ms([r['mmd_hashing'] for r in rows if 'mmd_hashing' in r], 4)} | {_ms(walls, 0)} | "
-            f"{_ms(colds, 0)} | {_ms(toks, 1)} |"
+            f"{_ms([r['mmd_hashing'] for r in rows if 'mmd_hashing' in r], 4)} | "
+            f"{_ms([r['exact_copy_share'] for r in rows if 'exact_copy_share' in r])} | "
+            f"{_ms([r['shared_8gram_share'] for r in rows if 'shared_8gram_share' in r])} | "
+            f"{_ms(walls, 0)} | {_ms(colds, 0)} | {_ms(toks, 1)} |"
         )
     return lines
 
@@ -559,6 +628,34 @@ def goal_check(results: Mapping[str, Any]) -> list[str]:
             f"{', '.join(f'{d:+.3f}' for d in d_acc)} (mean {np.mean(d_acc):+.3f}); PE cold wall time "
             f"{', '.join(f'{w:.0f}' for w in walls)} s"
         )
+    return lines
+
+
+def selection_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The output-selection study (validation split of the training data): macro-F1 per rule."""
+    if not rows:
+        return []
+    keys = [k for k in rows[0] if "@" in k]
+    lines = [
+        "",
+        "## Output selection study (training split only: half votes, half evaluates)",
+        "",
+        "macro-F1 on the held-out half of the TRAINING split, mean of 3 noise draws; repeated picks counted "
+        "as duplicates (no variations generated).",
+        "",
+        "| data set | seed | zero-shot | " + " | ".join(keys) + " |",
+        "|---|---:|---:|" + "---:|" * len(keys),
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['dataset']} | {r['seed']} | {r['zero_shot']:.3f} | "
+            + " | ".join(f"{r[k]:.3f}" for k in keys)
+            + " |"
+        )
+    for name in sorted({r["dataset"] for r in rows}):
+        sub = [r for r in rows if r["dataset"] == name]
+        means = " | ".join(f"{np.mean([r[k] for r in sub]):.3f}" for k in keys)
+        lines.append(f"| {name} | mean | {np.mean([r['zero_shot'] for r in sub]):.3f} | {means} |")
     return lines
 
 
@@ -606,6 +703,7 @@ def markdown(results: Mapping[str, Any]) -> str:
         )
     lines += ["", "## Goal check: private evolution at epsilon 4 against zero-shot", ""]
     lines += goal_check(results)
+    lines += selection_table(results.get("selection_study") or [])
     if results.get("notes"):
         lines += ["", "## What was run, and reading", "", *results["notes"]]
     lines += ["", "## Examples (first texts of each label)", ""]
@@ -633,6 +731,7 @@ def merge(paths: Sequence[str], out: str) -> None:
                 seen.add(key)
                 run.setdefault("dp_core", part.get("dp_core"))
                 merged["runs"].append(run)
+    merged["selection_study"] = [row for part in parts for row in part.get("selection_study") or []]
     merged["dp_core"] = " | ".join(sorted({str(p.get("dp_core")) for p in parts}))
     merged["load_now"] = max(p.get("load_now", 0.0) for p in parts)
     merged["finished"] = max(p.get("finished", "") for p in parts)
@@ -690,6 +789,9 @@ def main() -> None:
     parser.add_argument("--probe-test", type=int, default=300)
     parser.add_argument("--only-baseline", action="store_true", help="only the NOT-DP paper-style baseline")
     parser.add_argument(
+        "--selection-study", action="store_true", help="only the output-selection study (training split only)"
+    )
+    parser.add_argument(
         "--embedding-study", action="store_true", help="PE at eps 4 with T=1, hashing vs model embedding"
     )
     args = parser.parse_args()
@@ -702,6 +804,12 @@ def main() -> None:
     if args.embedding_probe:
         for name in names:
             bench.embedding_probe(name, args.probe_train, args.probe_test)
+        bench.save()
+        return
+    if args.selection_study:
+        for seed in seeds:
+            for name in names:
+                bench.selection_study(name, seed, epsilons)
         bench.save()
         return
     if args.only_baseline:
