@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from safesynth.gateway.api.audit_routes import audit_router
-from safesynth.gateway.api.fast_queries import QueryFastPath
+from safesynth.gateway.api.fast_queries import GatewayApp, QueryFastPath
 from safesynth.gateway.api.limits import BodyLimitMiddleware, RateLimiter
 from safesynth.gateway.api.problems import install_problem_handlers
 from safesynth.gateway.api.routes import router
@@ -51,10 +51,13 @@ def create_app(
             yield
         finally:
             app.state.gateway = None
+            fast_path = getattr(app, "fast_path", None)
+            if isinstance(fast_path, QueryFastPath):
+                fast_path.close()
             if gateway is None:
                 await run_in_threadpool(service.close)
 
-    app = FastAPI(
+    app = GatewayApp(
         title="SafeSynth gateway",
         version=version("safesynth"),
         description="Differentially private synthetic data and statistics behind a privacy gateway, "
@@ -67,8 +70,8 @@ def create_app(
     app.include_router(router)
     app.include_router(audit_router)
     _document_registration_body(app)
-    if fast_queries:
-        app.add_middleware(QueryFastPath)  # inside the body limit (added after it = wraps it)
+    if fast_queries:  # in front of the middleware stack, with its own body limit
+        app.fast_path = QueryFastPath(max_bytes=settings.max_request_bytes, threads=settings.request_threads)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_request_bytes,
