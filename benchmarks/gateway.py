@@ -17,6 +17,7 @@ Results: ``benchmarks/results/gateway.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import os
@@ -268,7 +269,7 @@ def _bench_health(url: str, n: int = 300) -> dict[str, float]:
     return {"p50": round(_percentile(ms, 50), 2), "p99": round(_percentile(ms, 99), 2)}
 
 
-def bench_synthesis(client: Any, frame: pd.DataFrame, rows: int) -> dict[str, Any]:
+def bench_synthesis(client: Any, frame: pd.DataFrame, rows: int, dataset: str = "bench") -> dict[str, Any]:
     """Wall time of a synthesis job through the gateway vs the engine's plan+run called directly."""
     from safesynth.gateway.dp.rng import RandomSource
     from safesynth.gateway.engines import get_engine
@@ -277,31 +278,55 @@ def bench_synthesis(client: Any, frame: pd.DataFrame, rows: int) -> dict[str, An
 
     schema = DatasetSchema.model_validate(SCHEMA)
     engine = get_engine("tabular")
+    from safesynth.gateway.service.tables import to_parquet_bytes
+
     direct: list[float] = []
     via: list[float] = []
+    encode: list[float] = []
     for i in range(3):
         epsilon = 1.0 + 0.01 * i  # a fresh plan each time on both sides (the gateway caches plans)
         start = time.perf_counter()
         plan = engine.plan(schema, SynthesisRequest(engine="tabular", epsilon=epsilon, delta=1e-6, rows=rows))
-        engine.run(plan, schema, frame, EngineContext(rng=RandomSource.secure()))
+        output = engine.run(plan, schema, frame, EngineContext(rng=RandomSource.secure()))
         direct.append(time.perf_counter() - start)
         start = time.perf_counter()
+        hashlib.sha256(to_parquet_bytes(output.table)).hexdigest()  # what the release store does first
+        encode.append(time.perf_counter() - start)
+        start = time.perf_counter()
         submitted = client.submit(
-            "bench", engine="tabular", rows=rows, epsilon=epsilon, delta=1e-6, purpose="benchmark"
+            dataset, engine="tabular", rows=rows, epsilon=epsilon, delta=1e-6, purpose="benchmark"
         )
-        job = client.jobs.wait(submitted.id, poll_interval=0.05)
+        job = client.jobs.wait(submitted.id)  # long polls: answered when the job is final
         via.append(time.perf_counter() - start)
         assert job.state == "succeeded", job
     d, v = statistics.median(direct), statistics.median(via)
     return {
+        "table_rows": len(frame),
         "rows": rows,
         "engine_direct_seconds_median": round(d, 3),
         "via_gateway_seconds_median": round(v, 3),
         "overhead_percent": round(100 * (v - d) / d, 1),
+        "release_encoding_seconds_median": round(statistics.median(encode), 3),
         "note": "gateway time includes queueing, the spend transaction, Parquet storage of the release, "
-        "the release/v1 entry and client polling (50 ms); both sides synthesize from the same 5000 rows "
-        "(registered without holdout) and plan afresh each time",
+        "the release/v1 entry and the client's long poll of the job; both sides synthesize from the same "
+        "table (registered without holdout) and plan afresh each time",
     }
+
+
+def _bench_syntheses(client: Any, frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A small job (the registered 5,000 rows -> 20,000) and a larger one (50,000 -> 200,000)."""
+    large = _table(50_000)
+    buffer = io.BytesIO()
+    large.to_csv(buffer, index=False)
+    client.datasets.register(
+        "bench-large",
+        schema=SCHEMA,
+        epsilon_total=1000.0,
+        delta_total=1e-5,
+        data=buffer.getvalue(),
+        holdout_fraction=0.0,
+    )
+    return [bench_synthesis(client, frame, 20_000), bench_synthesis(client, large, 200_000, "bench-large")]
 
 
 def render(result: dict[str, Any]) -> None:
@@ -348,15 +373,23 @@ def render(result: dict[str, Any]) -> None:
         f"p99 {in_process['latency_ms']['p99']} ms (concurrent appends are group-committed by the ledger).",
         "",
     ]
-    if synthesis is not None:
+    if synthesis:
         lines += [
-            f"Synthesis ({synthesis['rows']} rows, tabular, epsilon 1): engine directly "
-            f"{synthesis['engine_direct_seconds_median']} s, through the gateway "
-            f"{synthesis['via_gateway_seconds_median']} s: overhead {synthesis['overhead_percent']}% "
-            f"(+{synthesis['via_gateway_seconds_median'] - synthesis['engine_direct_seconds_median']:.3f} s) "
-            f"(medians of 3). {synthesis['note']}.",
+            "Synthesis jobs (tabular, epsilon 1, medians of 3): the engine's plan + run called directly "
+            "against the same job through the gateway and the SDK (`client.submit` + `client.jobs.wait`).",
             "",
+            "| table rows | synthetic rows | engine directly s | through the gateway s | overhead | "
+            "of which Parquet encoding of the release s |",
+            "|---|---|---|---|---|---|",
         ]
+        for job in synthesis:
+            extra = job["via_gateway_seconds_median"] - job["engine_direct_seconds_median"]
+            lines.append(
+                f"| {job.get('table_rows', 5000)} | {job['rows']} | {job['engine_direct_seconds_median']} | "
+                f"{job['via_gateway_seconds_median']} | {job['overhead_percent']}% (+{extra:.3f} s) | "
+                f"{job.get('release_encoding_seconds_median', '-')} |"
+            )
+        lines += ["", f"{synthesis[0]['note']}.", ""]
     lines.append(
         "Goals: >= 300 req/s, p99 < 50 ms, synthesis overhead < 5%. Reproduce: "
         "`flock /tmp/safesynth-bench.lock .venv/bin/python benchmarks/gateway.py --quick` "
@@ -417,7 +450,7 @@ def main() -> None:
                 for _ in range(200):
                     client.query("bench", "count", epsilon=0.001, purpose="cached")
                 cached_rps = 200 / (time.perf_counter() - cached_start)
-                synthesis = None if args.quick else bench_synthesis(client, frame, 20000)
+                synthesis = None if args.quick else _bench_syntheses(client, frame)
                 ledger_size = client.ledger.entries(limit=1).size
         finally:
             proc.terminate()
