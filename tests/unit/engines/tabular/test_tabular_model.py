@@ -251,7 +251,17 @@ def test_project_histogram_zeroes_noise_tails_and_keeps_the_total() -> None:
 def test_within_bin_weights_project_each_bin_on_its_own_total() -> None:
     noisy = np.array([50.0, -4.0, 6.0, 30.0, 30.0, -10.0, -2.0])
     cell_to_bin = np.array([0, 0, 0, 1, 1, 2, 2])
-    w = within_bin_weights(noisy, cell_to_bin)
+    w = within_bin_weights(noisy, cell_to_bin, sigma=0.0)
     assert np.allclose(w[:3].sum(), 52.0) and w[1] == 0.0 and w[0] > w[2]
     assert np.allclose(w[3:5], [30.0, 30.0])
     assert w[5:].tolist() == [0.0, 0.0]  # non-positive bin total: uniform at decoding
+
+
+def test_within_bin_weights_shrink_noise_only_differences_to_uniform() -> None:
+    # Cells that differ by less than the noise (sigma 10) become uniform; a bin whose cells differ far
+    # more than the noise keeps its shape (James-Stein factor close to 1).
+    flat = np.array([52.0, 47.0, 55.0, 46.0])
+    steep = np.array([400.0, 5.0, 0.0, -3.0])
+    w = within_bin_weights(np.concatenate([flat, steep]), np.array([0, 0, 0, 0, 1, 1, 1, 1]), sigma=10.0)
+    assert np.allclose(w[:4], flat.mean())
+    assert w[4] > 0.95 * steep.sum() and np.isclose(w[4:].sum(), steep.sum())

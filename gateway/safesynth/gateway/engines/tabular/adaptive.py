@@ -131,6 +131,9 @@ class BayesNet:
 
     sizes: tuple[int, ...]
     factors: tuple[Factor | LogLinearFactor, ...]
+    #: The rounds' noisy tables as (columns, flat values, noise sigma): DP releases, kept for the final
+    #: raking (:mod:`.raking`).
+    measured: tuple[tuple[tuple[int, ...], FloatArray, float], ...] = ()
 
     def sample(self, n: int, gen: np.random.Generator) -> IntArray:
         """``n`` rows of codes (n x columns), ancestrally (controlled rounding for single tables)."""
@@ -297,6 +300,7 @@ def fit_adaptive(
     private_cache: dict[tuple[int, ...], IntArray] = {}
 
     truth_cache: dict[tuple[int, tuple[int, ...]], FloatArray] = {}
+    releases: list[tuple[tuple[int, ...], FloatArray, float]] = []
 
     def private_table(c: int, ps: tuple[int, ...]) -> FloatArray:
         if (c, ps) not in truth_cache:
@@ -351,6 +355,7 @@ def fit_adaptive(
         c, ps = candidates[choose(r, scores)]
         n_par = _n_configs(ps, sizes)
         noisy = measure(r, private_table(c, ps)).reshape(n_par, sizes[c])
+        releases.append(((*ps, c), noisy.ravel().copy(), float(sigma)))
         child = _mixed_marginal(one_way[c], noisy, 0, n_par, sigma, total)
         table = project_simplex(noisy.ravel(), total).reshape(n_par, sizes[c])
         if not order and ps:  # round 1: a pair of new columns, parent first
@@ -383,4 +388,4 @@ def fit_adaptive(
         if i not in factors:
             factors[i] = Factor(columns=(i,), parents=(), table=p1[i][None, :])
             order.append(i)
-    return BayesNet(sizes=tuple(sizes), factors=tuple(factors[i] for i in order))
+    return BayesNet(sizes=tuple(sizes), factors=tuple(factors[i] for i in order), measured=tuple(releases))

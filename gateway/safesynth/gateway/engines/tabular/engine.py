@@ -17,9 +17,12 @@
    (:mod:`.adaptive`);
 7. with option ``text_keywords`` > 0: per text column, a DP vocabulary (partition selection over
    words, each privacy unit contributing at most ``text_keywords``) that guides the prompts;
-8. post-processing: the consistent tree model, sampling, numeric values drawn inside their bins,
-   identifiers regenerated as opaque ids, text cells written by the local model from the synthetic
-   row only.
+8. post-processing: the consistent tree model (or the adaptive network), sampling; for the adaptive
+   network a final raking of the rows to every column's best 1-way estimate (its noisy 1-way and the
+   margins of every measured table, :mod:`.raking`); numeric values drawn inside their bins (DP quantile
+   bins and within-bin shape from the simplex projection of the noisy fine histogram, see
+   :func:`.grids.within_bin_weights`), identifiers regenerated as opaque ids, text cells written by the
+   local model from the synthetic row only.
 
 Documented behaviour on odd data (no data-dependent refusal, so nothing leaks through an error):
 an empty or one-row table is synthesized like any other (the output is then mostly noise, and with
@@ -81,6 +84,7 @@ from safesynth.gateway.engines.tabular.planning import (
     make_plan,
     schema_fingerprint,
 )
+from safesynth.gateway.engines.tabular.raking import combine_one_way, rake_rows
 from safesynth.gateway.engines.tabular.text import keyword_counts, write_text_columns
 from safesynth.sdk.schema import ColumnKind, ColumnSpec, DatasetSchema
 
@@ -166,7 +170,7 @@ class _Run:
             weights = cleaned
         cell_to_bin = quantile_bins(grid_f, cleaned, self.options.numeric_bins)
         if self.mech.has(step):
-            weights = within_bin_weights(weights, cell_to_bin)
+            weights = within_bin_weights(weights, cell_to_bin, self.mech.sigma(step))
         self.report.setdefault("bounds", {})[spec.name] = [grid_f.lower, grid_f.upper]
         return NumericDomain(name=spec.name, grid=grid_f, cell_to_bin=cell_to_bin, cell_weights=weights)
 
@@ -298,6 +302,12 @@ class _Run:
         if d:
             if network is not None:
                 sample = network.sample(n_out, self.gen)
+                if n_out > 0:  # final raking to every measurement (post-processing, .raking)
+                    est_total = _total(total_estimates, one_way)
+                    one_ways = [one_way[i] for i in range(d)]
+                    targets = combine_one_way(sizes, one_ways, network.measured, est_total)
+                    goals = [((i,), t) for i, t in enumerate(targets)]
+                    sample = rake_rows(sample, sizes, goals, n_out, self.gen)
             else:
                 sample = fit_tree_model(sizes, one_way, two_way, total_estimates).sample(n_out, self.gen)
             for i, dom in enumerate(domains):

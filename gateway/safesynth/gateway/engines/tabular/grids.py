@@ -112,17 +112,27 @@ def project_histogram(noisy: FloatArray) -> FloatArray:
     return out.reshape(noisy.shape)
 
 
-def within_bin_weights(noisy: FloatArray, cell_to_bin: IntArray) -> FloatArray:
-    """Within-bin sampling weights of the fine cells: in each bin, the noisy cell counts projected onto
-    the simplex of the bin's noisy total (0 everywhere when that total is not positive, i.e. uniform at
-    decoding). Post-processing: keeps noise-only cells of a bin's empty tail from drawing values."""
+def within_bin_weights(noisy: FloatArray, cell_to_bin: IntArray, sigma: float) -> FloatArray:
+    """Within-bin sampling weights of the fine cells (post-processing of the noisy fine histogram).
+
+    In each bin: the noisy cell counts are shrunk towards their mean by James-Stein's positive-part
+    factor ``max(0, 1 - sigma^2 / spread)`` (``spread``: their mean squared deviation; a bin whose cells
+    differ no more than the noise becomes uniform), then projected onto the simplex of the bin's noisy
+    total (noise-only cells of an empty tail get 0). A bin whose noisy total is not positive gets 0
+    everywhere, i.e. uniform at decoding.
+    """
     noisy = np.asarray(noisy, dtype=np.float64)
     out = np.zeros_like(noisy)
     for b in range(int(cell_to_bin.max()) + 1 if cell_to_bin.size else 0):
         cells = np.flatnonzero(cell_to_bin == b)
-        total = float(noisy[cells].sum())
-        if total > 0:
-            out[cells] = project_simplex(noisy[cells], total)
+        values = noisy[cells]
+        total = float(values.sum())
+        if not total > 0:
+            continue
+        mean = float(values.mean())
+        spread = float(((values - mean) ** 2).mean())
+        keep = max(0.0, 1.0 - sigma**2 / spread) if spread > 0 else 0.0
+        out[cells] = project_simplex(mean + keep * (values - mean), total)
     return out
 
 

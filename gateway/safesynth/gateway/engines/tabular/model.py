@@ -108,7 +108,9 @@ def select_tree(
 
 
 def allocate(n: int, p: FloatArray, gen: np.random.Generator) -> IntArray:
-    """Counts summing to ``n`` with expectation ``n * p``: floors plus a random rounding of the rest."""
+    """Counts summing to ``n`` with expectation exactly ``n * p``: floors plus a systematic random
+    rounding of the fractional parts (in a random order), so that each count is the floor or the
+    ceiling of its expectation and is rounded up with probability equal to its fractional part."""
     p = np.asarray(p, dtype=np.float64)
     s = p.sum()
     p = np.full(p.size, 1.0 / p.size) if not s > 0 else p / s
@@ -116,14 +118,24 @@ def allocate(n: int, p: FloatArray, gen: np.random.Generator) -> IntArray:
     base = np.floor(expected).astype(np.int64)
     rest = int(n - base.sum())
     if rest > 0:
-        frac = np.maximum(expected - base, 0.0)
-        fsum = frac.sum()
-        weights = frac / fsum if fsum > 0 else np.full(p.size, 1.0 / p.size)
-        try:
-            extra = gen.choice(p.size, size=rest, replace=False, p=weights)
-        except ValueError:
-            extra = gen.choice(p.size, size=rest, replace=True, p=weights)
-        np.add.at(base, extra, 1)
+        frac = np.clip(expected - base, 0.0, 1.0)
+        order = gen.permutation(p.size)
+        cum = np.cumsum(frac[order])
+        cum *= rest / cum[-1] if cum[-1] > 0 else 1.0
+        u = float(gen.random())
+        picks = np.diff(np.floor(np.concatenate([[0.0], cum]) + u)).astype(np.int64)
+        picks = np.minimum(picks, 1)
+        short = rest - int(picks.sum())
+        if short:  # floating-point edge: fix up among the largest fractional parts
+            ranked = np.argsort(-frac[order] if short > 0 else frac[order], kind="stable")
+            for k in ranked:
+                if short == 0:
+                    break
+                if short > 0 and picks[k] == 0:
+                    picks[k], short = 1, short - 1
+                elif short < 0 and picks[k] == 1:
+                    picks[k], short = 0, short + 1
+        base[order] += picks
     return base
 
 

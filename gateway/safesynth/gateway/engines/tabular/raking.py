@@ -1,0 +1,107 @@
+"""Final raking: fit the synthetic rows to every noisy measurement already made (post-processing).
+
+A model's sample can drift from what was measured: the adaptive model re-estimates a column's 1-way
+distribution through its conditional tables, so its sample's 1-way margins wander from the best
+estimate the measurements allow. This step corrects that, at zero privacy cost:
+
+1. ``combine_one_way``: each column's 1-way estimate is the inverse-variance weighted mean of its own
+   noisy 1-way measurement and the margins of every noisy table that covers it (a table margin over
+   ``m`` other cells has ``m`` times the cell variance), projected onto the simplex of the estimated
+   total (non-negative, summing to N): one consistent set of 1-way targets;
+2. ``rake_rows``: iterative proportional fitting of one weight per synthetic row to those targets
+   (and optionally to non-negative, projected higher-order tables), then integer resampling of the
+   rows with controlled rounding (each row appears ``floor(w)`` or ``ceil(w)`` times, in expectation
+   its weight), so the output keeps the requested number of rows.
+
+Inputs are DP releases (noisy tables, their public noise scales, a DP total) and the synthetic sample:
+no private value is read here, so the step is pure post-processing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from safesynth.gateway.engines.tabular.model import Measurement, allocate, project_simplex
+
+__all__ = ["NoisyTable", "combine_one_way", "rake_rows"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+#: A noisy marginal over ``columns`` (flat, mixed radix, first column most significant) and the
+#: standard deviation of the Gaussian noise of each of its cells.
+NoisyTable = tuple[tuple[int, ...], FloatArray, float]
+
+
+def combine_one_way(
+    sizes: Sequence[int], one_way: Sequence[Measurement], tables: Sequence[NoisyTable], total: float
+) -> list[FloatArray]:
+    """Per column, the inverse-variance combination of every noisy measurement covering it, projected
+    onto ``{x >= 0, sum(x) = total}``."""
+    num = [m.values / m.variance for m in one_way]
+    den = [1.0 / m.variance for m in one_way]
+    for columns, values, sigma in tables:
+        shape = tuple(sizes[c] for c in columns)
+        table = np.asarray(values, dtype=np.float64).reshape(shape)
+        cells = table.size
+        for axis, c in enumerate(columns):
+            if columns.index(c) != axis:  # a column listed twice: skip the duplicate
+                continue
+            others = tuple(a for a in range(len(columns)) if a != axis)
+            margin = table.sum(axis=others) if others else table
+            var = (cells // sizes[c]) * sigma**2
+            num[c] = num[c] + margin / var
+            den[c] = den[c] + 1.0 / var
+    return [project_simplex(n / d, total) for n, d in zip(num, den, strict=True)]
+
+
+def _codes(sample: IntArray, columns: Sequence[int], sizes: Sequence[int]) -> IntArray:
+    out = np.zeros(sample.shape[0], dtype=np.int64)
+    for c in columns:
+        out = out * sizes[c] + sample[:, c]
+    return out
+
+
+def rake_rows(
+    sample: IntArray,
+    sizes: Sequence[int],
+    targets: Sequence[tuple[tuple[int, ...], FloatArray]],
+    n_out: int,
+    gen: np.random.Generator,
+    *,
+    iterations: int = 200,
+) -> IntArray:
+    """``n_out`` rows of ``sample`` (codes, rows x columns), raked to ``targets``.
+
+    Each target is (columns, non-negative counts over their joint cells, flat). Row weights start at 1
+    and are scaled, target after target, so that the weighted counts match the (rescaled) target;
+    cells the sample does not contain cannot be matched and keep weight 0 (the sample's support is
+    kept). Then the rows are resampled by weight with controlled rounding and shuffled.
+    """
+    n = sample.shape[0]
+    if n == 0 or n_out <= 0:
+        return np.zeros((max(n_out, 0), sample.shape[1]), dtype=np.int64)
+    weights = np.ones(n, dtype=np.float64)
+    prepared: list[tuple[IntArray, FloatArray]] = []
+    for columns, counts in targets:
+        codes = _codes(sample, columns, sizes)
+        target = np.maximum(np.asarray(counts, dtype=np.float64).ravel(), 0.0)
+        prepared.append((codes, target))
+    for _ in range(iterations):
+        worst = 0.0
+        for codes, target in prepared:
+            current = np.bincount(codes, weights=weights, minlength=target.size)
+            scaled = target * (current.sum() / max(target.sum(), 1e-12))
+            factor = np.divide(scaled, current, out=np.ones_like(current), where=current > 0)
+            weights *= factor[codes]
+            worst = max(worst, float(np.abs(current - scaled).sum()) / max(float(current.sum()), 1e-12))
+        if worst < 1e-4:
+            break
+    counts_per_row = allocate(n_out, weights, gen)
+    rows = np.repeat(np.arange(n, dtype=np.int64), counts_per_row)
+    gen.shuffle(rows)
+    out: IntArray = np.ascontiguousarray(sample[rows])
+    return out
