@@ -41,7 +41,7 @@ def _ctx(seed: int) -> EngineContext:
 # ------------------------------------------------------------------------------------------ plan
 def test_plan_takes_no_data_and_fits_the_budget() -> None:
     assert list(inspect.signature(TabularEngine.plan).parameters) == ["self", "schema", "request"]
-    plan = ENGINE.plan(small_schema(), _request(1.0))
+    plan = ENGINE.plan(small_schema(), _request(1.0, model="tree"))
     assert plan.cost.epsilon <= 1.0
     assert plan.cost.epsilon >= 0.97  # calibrated to the budget, not far below it
     assert plan.cost.delta == 1e-6
@@ -68,8 +68,8 @@ def test_public_schema_and_fixed_rows_spend_nothing_on_the_schema_or_count() -> 
 
 
 def test_split_is_overridable_and_shifts_noise() -> None:
-    base = ENGINE.plan(small_schema(), _request(1.0))
-    more_two_way = ENGINE.plan(small_schema(), _request(1.0, split={"two_way": 2.0}))
+    base = ENGINE.plan(small_schema(), _request(1.0, model="tree"))
+    more_two_way = ENGINE.plan(small_schema(), _request(1.0, model="tree", split={"two_way": 2.0}))
 
     def sigma(plan: Any, step: str) -> float:
         return float(next(i for i in plan.transcript if i.step == step).noise["sigma"])
@@ -198,7 +198,7 @@ def test_public_categories_count_unlisted_values_as_null() -> None:
 
 def test_synthesis_keeps_a_strong_dependence_at_large_epsilon(table: pd.DataFrame) -> None:
     schema = small_schema(public=True)
-    out = ENGINE.run(ENGINE.plan(schema, _request(20.0, rows=2000)), schema, table, _ctx(4))
+    out = ENGINE.run(ENGINE.plan(schema, _request(20.0, rows=2000, model="tree")), schema, table, _ctx(4))
     syn = out.table
     assert len(syn) == 2000 and list(syn.columns) == [c.name for c in schema.columns]
     assert ["score", "grade"] in out.report["tree"] or ["grade", "score"] in out.report["tree"]

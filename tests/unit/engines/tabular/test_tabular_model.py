@@ -128,7 +128,14 @@ def test_compress_merges_low_counts_and_expands_back_among_them() -> None:
     assert comp.compress_values(noisy).tolist() == [100.0, 50.0, 0.0]
     expanded = comp.expand(np.array([0, 1, 2, 2, 2, 2]), np.random.default_rng(1))
     assert expanded[:2].tolist() == [0, 2]
-    assert set(expanded[2:].tolist()) <= {1, 4}  # weights: positive parts of the noisy counts
+    # The rare members' noisy counts (2, -3, 1) differ less than the noise (sigma 5): James-Stein
+    # shrinks them to their mean (0 here: uniform expansion among the members).
+    assert set(expanded[2:].tolist()) <= {1, 3, 4}
+    assert comp.rare_weights.tolist() == [0.0, 0.0, 0.0]
+    # Members that differ more than the noise keep their order (shrunk by 1 - 1/2.7 here).
+    wide = compress(np.array([500.0, 2.9, 0.0, -1.0]), sigma=1.0)
+    assert wide.rare.tolist() == [1, 2, 3]
+    assert wide.rare_weights[0] > 5 * wide.rare_weights[1] > 0.0 == wide.rare_weights[2]
 
 
 # ------------------------------------------------------------------------------------------ model

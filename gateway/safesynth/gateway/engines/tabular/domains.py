@@ -177,7 +177,8 @@ def compress(
     noisy: FloatArray, sigma: float, *, threshold_sigmas: float = 3.0, max_size: int = 1000
 ) -> Compression:
     """MST's compression of a noisy 1-way marginal: keep codes with count >= 3 sigma (at most
-    ``max_size - 1`` of them, the largest), merge the rest into one rare code."""
+    ``max_size - 1`` of them, the largest), merge the rest into one rare code (expanded at sampling by
+    James-Stein-shrunk noisy counts, see ``_shrunk``)."""
     supported = noisy >= threshold_sigmas * sigma
     if supported.sum() > max_size - 1:
         top = np.argsort(-noisy, kind="stable")[: max_size - 1]
@@ -188,5 +189,15 @@ def compress(
     if rare.size == 1:  # a single rare code stays itself
         keep = np.arange(noisy.size, dtype=np.int64)
         rare = np.zeros(0, dtype=np.int64)
-    weights = np.maximum(noisy[rare], 0.0) if rare.size else np.zeros(0)
+    weights = _shrunk(noisy[rare], sigma) if rare.size else np.zeros(0)
     return Compression(keep=keep, rare=rare, rare_weights=weights, original_size=int(noisy.size))
+
+
+def _shrunk(values: FloatArray, sigma: float) -> FloatArray:
+    """Expansion weights of the rare code's members: their noisy counts shrunk towards their mean by
+    James-Stein's positive-part factor ``max(0, 1 - sigma^2 / spread)`` (members that differ no more
+    than the noise share the rare mass evenly), clipped at 0. Post-processing."""
+    mean = float(values.mean())
+    spread = float(((values - mean) ** 2).mean())
+    keep = max(0.0, 1.0 - sigma**2 / spread) if spread > 0 else 0.0
+    return np.maximum(mean + keep * (values - mean), 0.0)

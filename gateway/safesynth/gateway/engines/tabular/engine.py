@@ -11,10 +11,10 @@
    ``"__other__"``; nulls are a value of their own. A public category list is complete: ``"__other__"``
    is never produced for it, and a value outside it (which the schema says does not exist) counts as null;
 4. noisy 1-way marginals (Gaussian), MST's domain compression;
-5. the spanning tree (n-1 exponential mechanisms on MST's independence-error scores);
-6. noisy 2-way marginals on the tree's edges; or, with ``model="adaptive"``, AIM-style rounds
-   (exponential mechanism, then a Gaussian 2- or 3-way marginal) growing a Bayesian network
-   (:mod:`.adaptive`);
+5. by default (``model="adaptive"``), AIM-style rounds (exponential mechanism, then a Gaussian 2- or
+   3-way marginal) growing a Bayesian network (:mod:`.adaptive`);
+6. or, with ``model="tree"``, MST's spanning tree (n-1 exponential mechanisms on its independence-error
+   scores) and noisy 2-way marginals on the tree's edges;
 7. with option ``text_keywords`` > 0: per text column, a DP vocabulary (partition selection over
    words, each privacy unit contributing at most ``text_keywords``) that guides the prompts;
 8. post-processing: the consistent tree model (or the adaptive network), sampling; for the adaptive

@@ -10,8 +10,9 @@ estimate the measurements allow. This step corrects that, at zero privacy cost:
    total (non-negative, summing to N): one consistent set of 1-way targets;
 2. ``rake_rows``: iterative proportional fitting of one weight per synthetic row to those targets
    (and optionally to non-negative, projected higher-order tables), then integer resampling of the
-   rows with controlled rounding (each row appears ``floor(w)`` or ``ceil(w)`` times, in expectation
-   its weight), so the output keeps the requested number of rows.
+   rows by systematic sampling along the rows sorted by their codes (in expectation each row appears
+   its weight's share of the requested rows; the sort keeps the 1-way counts close to the raked ones),
+   so the output keeps the requested number of rows.
 
 Inputs are DP releases (noisy tables, their public noise scales, a DP total) and the synthetic sample:
 no private value is read here, so the step is pure post-processing.
@@ -24,7 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from safesynth.gateway.engines.tabular.model import Measurement, allocate, project_simplex
+from safesynth.gateway.engines.tabular.model import Measurement, project_simplex
 
 __all__ = ["NoisyTable", "combine_one_way", "rake_rows"]
 
@@ -65,6 +66,28 @@ def _codes(sample: IntArray, columns: Sequence[int], sizes: Sequence[int]) -> In
     return out
 
 
+def _systematic(
+    sample: IntArray, sizes: Sequence[int], weights: FloatArray, n_out: int, gen: np.random.Generator
+) -> IntArray:
+    """Integer copies per row, summing to ``n_out``, with expectation ``n_out * w / sum(w)``: systematic
+    sampling along the rows sorted by their codes (columns with the most cells first, random order among
+    equal rows). Sorting stratifies: each value of the first column gets its expected count within one
+    row, the next columns nearly so, which a random order would not give."""
+    n = sample.shape[0]
+    columns = sorted(range(sample.shape[1]), key=lambda c: (-sizes[c], c))
+    keys: list[npt.NDArray[np.float64] | IntArray] = [np.asarray(gen.random(n), dtype=np.float64)]
+    keys += [sample[:, c] for c in reversed(columns)]
+    order = np.lexsort(tuple(keys))
+    cum = np.cumsum(n_out * weights[order] / weights.sum())
+    cum[-1] = float(n_out)  # exact total despite rounding of the sum
+    picks = np.diff(np.floor(np.concatenate([[0.0], cum]) + float(gen.random()))).astype(np.int64)
+    if picks.sum() != n_out:  # u close to 1 with the fixed end: one pick spills over
+        picks[np.argmax(picks)] -= int(picks.sum()) - n_out
+    counts = np.zeros(n, dtype=np.int64)
+    counts[order] = picks
+    return counts
+
+
 def rake_rows(
     sample: IntArray,
     sizes: Sequence[int],
@@ -79,7 +102,8 @@ def rake_rows(
     Each target is (columns, non-negative counts over their joint cells, flat). Row weights start at 1
     and are scaled, target after target, so that the weighted counts match the (rescaled) target;
     cells the sample does not contain cannot be matched and keep weight 0 (the sample's support is
-    kept). Then the rows are resampled by weight with controlled rounding and shuffled.
+    kept). Then the rows are resampled by weight (stratified systematic sampling, ``_systematic``) and
+    shuffled.
     """
     n = sample.shape[0]
     if n == 0 or n_out <= 0:
@@ -100,7 +124,7 @@ def rake_rows(
             worst = max(worst, float(np.abs(current - scaled).sum()) / max(float(current.sum()), 1e-12))
         if worst < 1e-4:
             break
-    counts_per_row = allocate(n_out, weights, gen)
+    counts_per_row = _systematic(sample, sizes, weights, n_out, gen)
     rows = np.repeat(np.arange(n, dtype=np.int64), counts_per_row)
     gen.shuffle(rows)
     out: IntArray = np.ascontiguousarray(sample[rows])
