@@ -16,10 +16,11 @@ Split over short locked runs (as for the published results; then ``--merge DIR .
 Methods, side by side in the same run and on the same public schema (category lists and numeric bounds
 treated as public, as in the DP synthesis literature):
 
-* ``ours``: the tabular engine (MST-style tree model in numpy), default options (``model="tree"``);
-* ``adaptive``: the tabular engine with ``model="adaptive"`` (AIM-style rounds: exponential-mechanism
-  selection of 2- and 3-way marginals, Gaussian measurements, a Bayesian network of degree 2 whose
-  refined columns combine several measured tables by iterative proportional fitting);
+* ``ours``: the tabular engine with its default options (``model="adaptive"``: AIM-style rounds,
+  exponential-mechanism selection of 2- and 3-way marginals, Gaussian measurements, a Bayesian network
+  of degree 2 whose refined columns combine several measured tables by iterative proportional fitting,
+  its rows raked to the combined 1-way estimates at the end);
+* ``tree``: the tabular engine with ``model="tree"`` (MST-style spanning tree model in numpy);
 * ``independent``: the same engine with ``model="independent"`` (1-way marginals only): the floor;
 * ``mst``: MST (McKenna, Miklau & Sheldon 2021) with Private-PGM (``mbi`` 2.0, JAX), the reference
   algorithm ported to mbi's 2.0 API, noise calibrated with our accountant to the same (epsilon, delta).
@@ -29,6 +30,10 @@ quantile bins of the real training data; every column pair / triple), train-on-s
 accuracy and ROC AUC for ``income`` (LogisticRegression and HistGradientBoosting), fit+sample time,
 peak memory (each fit runs in a fresh process; peak RSS above the process's baseline after loading).
 Also the text columns: rows per second of the local model writing ``review`` on the drug-review sample.
+
+Second table (``--second-table``): the same TVD metrics on ``pums_1000.csv`` (1,000 rows, 6 columns; public
+bounds age 0-100, income 0-500,000; categories as listed) for ours, tree and MST: every choice made on
+Adult is checked there.
 """
 
 from __future__ import annotations
@@ -110,13 +115,14 @@ def adult_schema(train: pd.DataFrame, test: pd.DataFrame, *, public: bool = True
 
 
 # ----------------------------------------------------------------------------------------- metrics
-def eval_codes(real: pd.DataFrame, frames: list[pd.DataFrame]) -> list[np.ndarray]:
-    """Discretize for TVD: numeric in 10 quantile bins of ``real``, categorical by ``real``'s values
-    (unseen values and nulls get codes of their own)."""
+def eval_codes(real: pd.DataFrame, frames: list[pd.DataFrame], numeric: Any = None) -> list[np.ndarray]:
+    """Discretize for TVD: numeric (``numeric``, default Adult's) in 10 quantile bins of ``real``,
+    categorical by ``real``'s values (unseen values and nulls get codes of their own)."""
+    numeric = PUBLIC_BOUNDS if numeric is None else numeric
     outs = [np.zeros((len(f), real.shape[1]), dtype=np.int64) for f in frames]
     sizes = []
     for j, name in enumerate(real.columns):
-        if name in PUBLIC_BOUNDS:
+        if name in numeric:
             edges = np.unique(np.quantile(real[name].astype(float), np.linspace(0, 1, 11))[1:-1])
             for out, f in zip(outs, frames, strict=True):
                 v = pd.to_numeric(f[name], errors="coerce").astype(float).to_numpy()
@@ -136,9 +142,9 @@ def eval_codes(real: pd.DataFrame, frames: list[pd.DataFrame]) -> list[np.ndarra
     return [*outs, np.array(sizes)]  # type: ignore[list-item]
 
 
-def tvd(real: pd.DataFrame, synth: pd.DataFrame) -> dict[str, float]:
+def tvd(real: pd.DataFrame, synth: pd.DataFrame, numeric: Any = None) -> dict[str, float]:
     """Mean k-way TVD over all column sets of size 1, 2, 3."""
-    r, s, sizes = eval_codes(real, [real, synth])
+    r, s, sizes = eval_codes(real, [real, synth], numeric)
     out = {}
     d = r.shape[1]
     for k in (1, 2, 3):
@@ -230,6 +236,10 @@ def _reset_peak() -> None:
     """Reset the kernel's peak-RSS mark (VmHWM) of this process (Linux: clear_refs 5)."""
     with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
+
+
+#: Benchmark method -> the engine's ``model`` option ("ours" is the engine's default).
+MODELS = {"ours": "adaptive", "adaptive": "adaptive", "tree": "tree", "independent": "independent"}
 
 
 def run_ours(train: pd.DataFrame, schema: Any, epsilon: float, seed: int, model: str) -> pd.DataFrame:
@@ -410,8 +420,7 @@ def _child(job: dict[str, Any], queue: Any) -> None:
         if job["method"] == "mst":
             synth = run_mst(train, schema, job["epsilon"], job["seed"], job["mst_iters"])
         else:
-            model = {"independent": "independent", "adaptive": "adaptive"}.get(job["method"], "tree")
-            synth = run_ours(train, schema, job["epsilon"], job["seed"], model)
+            synth = run_ours(train, schema, job["epsilon"], job["seed"], MODELS[job["method"]])
         seconds = time.perf_counter() - start
         queue.put(
             {"ok": True, "synth": synth, "seconds": seconds, "peak_mb": max(_status_mb("VmHWM") - base, 0.0)}
@@ -433,6 +442,49 @@ def run_job(job: dict[str, Any], timeout: float) -> dict[str, Any]:
     if proc.is_alive():
         proc.kill()
     return result
+
+
+# ---------------------------------------------------------------------------------- second table
+PUMS_BOUNDS = {"age": (0, 100), "income": (0, 500_000)}
+
+
+def load_pums() -> tuple[pd.DataFrame, Any]:
+    """``pums_1000.csv`` with its public schema (bounds above; categories as listed, as strings)."""
+    from safesynth.sdk.schema import ColumnSpec, DatasetSchema
+
+    df = pd.read_csv(DATA / "pums_1000.csv")
+    cols = []
+    for name in df.columns:
+        if name in PUMS_BOUNDS:
+            lo, hi = PUMS_BOUNDS[name]
+            cols.append(ColumnSpec(name=name, kind="numeric", integer=True, lower=float(lo), upper=float(hi)))
+        else:
+            df[name] = df[name].astype(str)
+            cats = tuple(sorted(df[name].unique()))
+            cols.append(ColumnSpec(name=name, kind="categorical", categories=cats))
+    return df, DatasetSchema(columns=tuple(cols), description="PUMS sample")
+
+
+def bench_second_table(epsilons: list[float], seeds: int, mst_iters: int) -> list[dict[str, Any]]:
+    """TVD of ours (default), tree and MST on the PUMS sample (in this process; one fit at a time)."""
+    df, schema = load_pums()
+    rows = []
+    for eps in epsilons:
+        for method in ("ours", "tree", "mst"):
+            for seed in range(1, seeds + 1):
+                start = time.perf_counter()
+                if method == "mst":
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        synth = run_mst(df, schema, eps, seed, mst_iters)
+                else:
+                    synth = run_ours(df, schema, eps, seed, MODELS[method])
+                row = {"method": method, "epsilon": eps, "seed": seed, "ok": True}
+                row.update(tvd(df, synth, PUMS_BOUNDS))
+                row["seconds"] = time.perf_counter() - start
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+    return rows
 
 
 # --------------------------------------------------------------------------------------------- text
@@ -482,7 +534,11 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     df = pd.DataFrame([r for r in rows if r.get("ok")])
     if df.empty:
         return []
-    metrics = [c for c in df.columns if c.startswith(("tvd_", "lr_", "hgb_")) or c in ("seconds", "peak_mb")]
+    metrics = [
+        c
+        for c in df.columns
+        if c.startswith(("tvd_", "lr_", "hgb_")) or c in ("seconds", "peak_mb", "load_1min")
+    ]
     out = []
     for (method, eps), g in df.groupby(["method", "epsilon"], sort=True):
         item: dict[str, Any] = {"method": method, "epsilon": eps, "seeds": len(g)}
@@ -494,11 +550,15 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 LABELS = {
-    "ours": "ours, tree (default)",
+    "ours": "ours, adaptive (default)",
+    "tree": "ours, tree",
     "adaptive": "ours, adaptive",
     "independent": "independent floor",
     "mst": "MST (mbi)",
 }
+
+
+ORDER = ["ours", "mst", "tree", "adaptive", "independent"]
 
 
 def write_markdown(payload: dict[str, Any], path: Path) -> None:
@@ -515,16 +575,32 @@ def write_markdown(payload: dict[str, Any], path: Path) -> None:
         + ", ".join(f"{k} {v:.3f}" for k, v in payload["real"].items()),
         "",
         "| method | epsilon | seeds | 1-way TVD | 2-way TVD | 3-way TVD | LR acc | LR AUC | HGB acc "
-        "| HGB AUC | fit+sample s | peak MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| HGB AUC | fit+sample s | peak MB | load (1 min) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in s:
+    for r in sorted(s, key=lambda r: (r["epsilon"], ORDER.index(r["method"]) if r["method"] in ORDER else 9)):
+        load = r.get("load_1min")
+        load_text = "-" if load is None or load != load else f"{load:.1f}"
         lines.append(
             f"| {LABELS.get(r['method'], r['method'])} | {r['epsilon']} | {r['seeds']} | "
             f"{r['tvd_1way']:.4f} | {r['tvd_2way']:.4f} | "
             f"{r['tvd_3way']:.4f} | {r['lr_accuracy']:.3f} | {r['lr_auc']:.3f} | {r['hgb_accuracy']:.3f} | "
-            f"{r['hgb_auc']:.3f} | {r['seconds']:.2f} | {r['peak_mb']:.0f} |"
+            f"{r['hgb_auc']:.3f} | {r['seconds']:.2f} | {r['peak_mb']:.0f} | {load_text} |"
         )
+    if payload.get("second_table"):
+        lines += [
+            "",
+            "Second table: `pums_1000.csv` (1,000 rows, 6 columns), mean k-way TVD to the table itself "
+            "(no ML split: too small):",
+            "",
+            "| method | epsilon | seeds | 1-way TVD | 2-way TVD | 3-way TVD | fit+sample s |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in payload["second_table"]:
+            lines.append(
+                f"| {LABELS.get(r['method'], r['method'])} | {r['epsilon']} | {r['seeds']} | "
+                f"{r['tvd_1way']:.4f} | {r['tvd_2way']:.4f} | {r['tvd_3way']:.4f} | {r['seconds']:.2f} |"
+            )
     if payload.get("private_schema"):
         lines += ["", "Private schema (DP bounds, bins and category selection paid from epsilon):", ""]
         for r in payload["private_schema"]:
@@ -550,48 +626,45 @@ def write_markdown(payload: dict[str, Any], path: Path) -> None:
 
 
 def plot(summary: list[dict[str, Any]], real: dict[str, float], path: Path) -> None:
+    """Utility vs epsilon (1-way TVD, 2-way TVD, HGB AUC) and utility vs seconds (HGB AUC)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    methods = sorted({r["method"] for r in summary})
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.4))
+    methods = [m for m in ORDER if any(r["method"] == m for r in summary)]
     for m in methods:
         rs = sorted((r for r in summary if r["method"] == m), key=lambda r: r["epsilon"])
         eps = [r["epsilon"] for r in rs]
-        axes[0].errorbar(
-            eps,
-            [r["tvd_2way"] for r in rs],
-            yerr=[r["tvd_2way_sd"] for r in rs],
-            marker="o",
-            label=LABELS.get(m, m),
-        )
-        axes[1].errorbar(
-            eps,
-            [r["hgb_auc"] for r in rs],
-            yerr=[r["hgb_auc_sd"] for r in rs],
-            marker="o",
-            label=LABELS.get(m, m),
-        )
-        axes[2].scatter([r["seconds"] for r in rs], [r["hgb_auc"] for r in rs], label=LABELS.get(m, m))
+        for ax, key in zip(axes[:3], ("tvd_1way", "tvd_2way", "hgb_auc"), strict=True):
+            ax.errorbar(
+                eps,
+                [r[key] for r in rs],
+                yerr=[r[f"{key}_sd"] for r in rs],
+                marker="o",
+                label=LABELS.get(m, m),
+            )
+        axes[3].scatter([r["seconds"] for r in rs], [r["hgb_auc"] for r in rs], label=LABELS.get(m, m))
         for r in rs:
-            axes[2].annotate(f"eps {r['epsilon']}", (r["seconds"], r["hgb_auc"]), fontsize=7)
-    axes[1].axhline(real["hgb_auc"], color="grey", ls="--", label="real data")
-    axes[2].axhline(real["hgb_auc"], color="grey", ls="--")
-    for ax in axes[:2]:
+            axes[3].annotate(f"eps {r['epsilon']}", (r["seconds"], r["hgb_auc"]), fontsize=7)
+    axes[2].axhline(real["hgb_auc"], color="grey", ls="--", label="real data")
+    axes[3].axhline(real["hgb_auc"], color="grey", ls="--")
+    for ax in axes[:3]:
         ax.set_xscale("log")
         ax.set_xlabel("epsilon (delta 1e-6)")
-    axes[2].set_xscale("log")
-    axes[2].set_xlabel("fit + sample seconds (2 shared cores)")
-    axes[0].set_ylabel("mean 2-way TVD (lower is better)")
-    axes[1].set_ylabel("HGB AUC, train synthetic / test real")
-    axes[2].set_ylabel("HGB AUC")
-    axes[0].legend()
+    axes[0].set_yscale("log")
+    axes[3].set_xscale("log")
+    axes[3].set_xlabel("fit + sample seconds (2 shared cores)")
+    axes[0].set_ylabel("mean 1-way TVD (lower is better)")
+    axes[1].set_ylabel("mean 2-way TVD (lower is better)")
+    axes[2].set_ylabel("HGB AUC, train synthetic / test real")
+    axes[3].set_ylabel("HGB AUC")
     axes[1].legend()
-    fig.suptitle("Tabular engine on UCI Adult")
+    axes[2].legend()
+    fig.suptitle("Tabular engine on UCI Adult (mean of seeds, error bars: sd)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
 
 
 def merge(dirs: list[Path], out: Path, notes: list[str] | None = None) -> None:
@@ -609,6 +682,7 @@ def merge(dirs: list[Path], out: Path, notes: list[str] | None = None) -> None:
             "summary": summarize(main_runs),
             "private_schema": summarize(private),
             "text": next((p["text"] for p in parts if p.get("text")), None),
+            "second_table": next((p["second_table"] for p in parts if p.get("second_table")), None),
             "failures": [f for p in parts for f in p.get("failures", [])],
             "notes": notes,
         }
@@ -640,6 +714,9 @@ def main() -> None:
     parser.add_argument("--mst-epsilons", type=float, nargs="*", default=None, help="default: --epsilons")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per fit before giving up")
     parser.add_argument("--no-text", action="store_true")
+    parser.add_argument(
+        "--second-table", action="store_true", help="only the PUMS check (ours, tree, MST; TVD)"
+    )
     parser.add_argument("--no-private-schema", action="store_true")
     parser.add_argument("--text-rows", type=int, default=12)
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -648,8 +725,8 @@ def main() -> None:
     parser.add_argument(
         "--methods",
         nargs="*",
-        default=["ours", "adaptive", "independent"],
-        help="our methods to run: ours (tree), adaptive, independent (the floor)",
+        default=["ours", "tree", "independent"],
+        help="our methods to run: ours (the default model, adaptive), tree, independent (the floor)",
     )
     args = parser.parse_args()
     if args.quick:
@@ -664,6 +741,18 @@ def main() -> None:
         merge(args.merge, args.out, args.notes.read_text().splitlines() if args.notes else None)
         return
     mst_seeds = args.mst_seeds if args.mst_seeds is not None else args.seeds
+    if args.second_table:
+        second = bench_second_table(args.epsilons, args.seeds, args.mst_iters)
+        args.out.mkdir(parents=True, exist_ok=True)
+        payload: dict[str, Any] = {
+            "second_table": summarize(second),
+            "second_table_runs": second,
+            "runs": [],
+            "command": "python benchmarks/tabular.py " + " ".join(sys.argv[1:]),
+        }
+        (args.out / "tabular.json").write_text(json.dumps(payload, indent=2, default=str))
+        print(json.dumps(payload["second_table"], indent=1))
+        return
     train, test = load_adult()
     rows: list[dict[str, Any]] = []
     failures: list[str] = []
@@ -702,6 +791,7 @@ def main() -> None:
 
     def run_and_record(method: str, eps: float, seed: int) -> None:
         job = {"method": method, "epsilon": eps, "seed": seed, "public": True, "mst_iters": args.mst_iters}
+        load = os.getloadavg()[0]
         res = run_job(job, timeout=args.timeout)
         if not res["ok"]:
             failures.append(f"{method} eps={eps} seed={seed}: {res['error']}")
@@ -713,6 +803,8 @@ def main() -> None:
         row.update(tstr(res["synth"], test))
         row["seconds"] = res["seconds"]
         row["peak_mb"] = res["peak_mb"]
+        row["load_1min"] = load
+        row["utc"] = time.strftime("%H:%M:%S", time.gmtime())
         rows.append(row)
         print(json.dumps(row), flush=True)
         flush()
