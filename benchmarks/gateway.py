@@ -269,21 +269,27 @@ def _bench_health(url: str, n: int = 300) -> dict[str, float]:
     return {"p50": round(_percentile(ms, 50), 2), "p99": round(_percentile(ms, 99), 2)}
 
 
-def bench_synthesis(client: Any, frame: pd.DataFrame, rows: int, dataset: str = "bench") -> dict[str, Any]:
+#: Synthesis jobs per size and side (direct, gateway), alternating; medians are reported.
+REPEATS = 5
+
+
+def bench_synthesis(
+    client: Any, frame: pd.DataFrame, rows: int, dataset: str = "bench", schema: Any = None
+) -> dict[str, Any]:
     """Wall time of a synthesis job through the gateway vs the engine's plan+run called directly."""
     from safesynth.gateway.dp.rng import RandomSource
     from safesynth.gateway.engines import get_engine
     from safesynth.gateway.engines.base import EngineContext, SynthesisRequest
     from safesynth.sdk.schema import DatasetSchema
 
-    schema = DatasetSchema.model_validate(SCHEMA)
+    schema = schema if schema is not None else DatasetSchema.model_validate(SCHEMA)
     engine = get_engine("tabular")
     from safesynth.gateway.service.tables import to_parquet_bytes
 
     direct: list[float] = []
     via: list[float] = []
     encode: list[float] = []
-    for i in range(3):
+    for i in range(REPEATS):
         epsilon = 1.0 + 0.01 * i  # a fresh plan each time on both sides (the gateway caches plans)
         start = time.perf_counter()
         plan = engine.plan(schema, SynthesisRequest(engine="tabular", epsilon=epsilon, delta=1e-6, rows=rows))
@@ -301,7 +307,9 @@ def bench_synthesis(client: Any, frame: pd.DataFrame, rows: int, dataset: str = 
         assert job.state == "succeeded", job
     d, v = statistics.median(direct), statistics.median(via)
     return {
+        "dataset": dataset,
         "table_rows": len(frame),
+        "columns": len(frame.columns),
         "rows": rows,
         "engine_direct_seconds_median": round(d, 3),
         "via_gateway_seconds_median": round(v, 3),
@@ -314,7 +322,8 @@ def bench_synthesis(client: Any, frame: pd.DataFrame, rows: int, dataset: str = 
 
 
 def _bench_syntheses(client: Any, frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """A small job (the registered 5,000 rows -> 20,000) and a larger one (50,000 -> 200,000)."""
+    """Three jobs: the registered 5,000 rows -> 20,000; 50,000 -> 200,000; and the tabular
+    benchmark's workload (UCI Adult's train split with its public schema, as many rows out)."""
     large = _table(50_000)
     buffer = io.BytesIO()
     large.to_csv(buffer, index=False)
@@ -326,7 +335,26 @@ def _bench_syntheses(client: Any, frame: pd.DataFrame) -> list[dict[str, Any]]:
         data=buffer.getvalue(),
         holdout_fraction=0.0,
     )
-    return [bench_synthesis(client, frame, 20_000), bench_synthesis(client, large, 200_000, "bench-large")]
+    os.environ.setdefault("SAFESYNTH_DATA", str(ROOT / "tests" / "data"))
+    import tabular  # benchmarks/tabular.py: the same data and public schema as the tabular benchmark
+
+    train, test = tabular.load_adult()
+    adult_schema = tabular.adult_schema(train, test)
+    buffer = io.BytesIO()
+    train.to_csv(buffer, index=False)
+    client.datasets.register(
+        "adult",
+        schema=adult_schema.model_dump(mode="json"),
+        epsilon_total=1000.0,
+        delta_total=1e-5,
+        data=buffer.getvalue(),
+        holdout_fraction=0.0,
+    )
+    return [
+        bench_synthesis(client, frame, 20_000),
+        bench_synthesis(client, large, 200_000, "bench-large"),
+        bench_synthesis(client, train, len(train), "adult", schema=adult_schema),
+    ]
 
 
 def render(result: dict[str, Any]) -> None:
@@ -375,17 +403,20 @@ def render(result: dict[str, Any]) -> None:
     ]
     if synthesis:
         lines += [
-            "Synthesis jobs (tabular, epsilon 1, medians of 3): the engine's plan + run called directly "
-            "against the same job through the gateway and the SDK (`client.submit` + `client.jobs.wait`).",
+            f"Synthesis jobs (tabular, epsilon 1, medians of {REPEATS}): the engine's plan + run called "
+            "directly against the same job through the gateway and the SDK "
+            "(`client.submit` + `client.jobs.wait`).",
             "",
-            "| table rows | synthetic rows | engine directly s | through the gateway s | overhead | "
-            "of which Parquet encoding of the release s |",
-            "|---|---|---|---|---|---|",
+            "| data set | table rows x columns | synthetic rows | engine directly s | through the gateway s "
+            "| overhead | of which Parquet encoding of the release s |",
+            "|---|---|---|---|---|---|---|",
         ]
         for job in synthesis:
             extra = job["via_gateway_seconds_median"] - job["engine_direct_seconds_median"]
             lines.append(
-                f"| {job.get('table_rows', 5000)} | {job['rows']} | {job['engine_direct_seconds_median']} | "
+                f"| {job.get('dataset', 'bench')} | "
+                f"{job.get('table_rows', 5000)} x {job.get('columns', 4)} | "
+                f"{job['rows']} | {job['engine_direct_seconds_median']} | "
                 f"{job['via_gateway_seconds_median']} | {job['overhead_percent']}% (+{extra:.3f} s) | "
                 f"{job.get('release_encoding_seconds_median', '-')} |"
             )

@@ -127,3 +127,11 @@ def test_fast_path_answers_a_repeat_from_the_cache(clients: tuple[AppClient, App
     third = _send(fast, home, "d1", {"role": "analyst"}, _count(200)).json()
     assert again["cached"] is True and third["cached"] is True
     assert first["value"] == again["value"] == third["value"]
+
+
+def test_serve_warms_the_modules_of_a_first_job() -> None:
+    """``safesynth serve`` imports what the first synthesis would import (a renamed module fails here)."""
+    from safesynth.gateway.api.app import WARM_IMPORTS, warm_imports
+
+    warm_imports()
+    assert all(name in sys.modules for name in WARM_IMPORTS)
