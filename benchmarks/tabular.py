@@ -605,8 +605,12 @@ def write_markdown(payload: dict[str, Any], path: Path) -> None:
         lines += ["", "Private schema (DP bounds, bins and category selection paid from epsilon):", ""]
         for r in payload["private_schema"]:
             lines.append(
-                f"- ours, epsilon {r['epsilon']}, seeds {r['seeds']}: 2-way TVD {r['tvd_2way']:.4f}, "
-                f"HGB acc {r['hgb_accuracy']:.3f} / AUC {r['hgb_auc']:.3f}, {r['seconds']:.2f} s"
+                f"- ours (default model), epsilon {r['epsilon']}, seeds {r['seeds']}: 1-/2-/3-way TVD "
+                f"{r['tvd_1way']:.4f} / {r['tvd_2way']:.4f} / {r['tvd_3way']:.4f}, "
+                f"LR acc {r['lr_accuracy']:.3f} / AUC {r['lr_auc']:.3f}, "
+                f"HGB acc {r['hgb_accuracy']:.3f} / AUC {r['hgb_auc']:.3f}, "
+                f"{r['seconds']:.2f} s (unselected categories become `__other__`, which the TVD counts as a "
+                "category of its own)"
             )
     if payload.get("failures"):
         lines += ["", "Failures: " + "; ".join(payload["failures"])]
