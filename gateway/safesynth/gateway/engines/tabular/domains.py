@@ -18,6 +18,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from safesynth.gateway.engines.tabular.grids import FineGrid
+from safesynth.gateway.engines.tabular.model import allocate
 
 __all__ = ["OTHER", "CategoricalDomain", "Compression", "NumericDomain", "compress", "to_float"]
 
@@ -88,6 +89,16 @@ class CategoricalDomain:
         return labels[codes]
 
 
+def _spread(n: int, values: IntArray, weights: FloatArray, gen: np.random.Generator) -> IntArray:
+    """``n`` draws among ``values`` in proportion to ``weights``, by controlled rounding (``allocate``:
+    each value's count is the floor or ceiling of its expectation) in a random order. Unlike
+    independent draws, this adds no multinomial noise to the counts the model already fixed."""
+    picked = np.repeat(values, allocate(n, weights, gen))
+    gen.shuffle(picked)
+    out: IntArray = picked.astype(np.int64)
+    return out
+
+
 @dataclass(frozen=True)
 class NumericDomain:
     """Codes: ``0..n_bins-1`` the DP quantile bins of the fine grid, then null."""
@@ -119,8 +130,9 @@ class NumericDomain:
         return np.where(isnull, self.null_code, self.cell_to_bin[cells]).astype(np.int64)
 
     def decode(self, codes: IntArray, gen: np.random.Generator) -> FloatArray:
-        """A value for each code: a fine cell of the bin drawn by its (noisy, cleaned) weight, then a
-        uniform point inside it; NaN for null. Post-processing of DP releases."""
+        """A value for each code: the bin's rows spread over its fine cells by controlled rounding of
+        their (noisy, cleaned) weights, then a uniform point inside each cell; NaN for null.
+        Post-processing of DP releases."""
         out = np.full(codes.shape, np.nan, dtype=np.float64)
         for b in range(self.n_bins):
             rows = np.flatnonzero(codes == b)
@@ -130,7 +142,7 @@ class NumericDomain:
             w = self.cell_weights[cells]
             if not w.sum() > 0:
                 w = np.ones(cells.size)
-            chosen = cells[gen.choice(cells.size, size=rows.size, p=w / w.sum())]
+            chosen = _spread(rows.size, cells, w, gen)
             out[rows] = self.grid.sample(chosen, gen.random(rows.size))
         return out
 
@@ -161,7 +173,8 @@ class Compression:
         return np.bincount(self.mapping(), weights=values, minlength=self.size).astype(np.float64)
 
     def expand(self, codes: IntArray, gen: np.random.Generator) -> IntArray:
-        """Compressed codes back to original codes (the rare code drawn among its members)."""
+        """Compressed codes back to original codes (the rare code spread over its members by
+        controlled rounding of ``rare_weights``)."""
         out = np.empty(codes.shape, dtype=np.int64)
         kept = codes < self.keep.size
         out[kept] = self.keep[codes[kept]]
@@ -169,7 +182,7 @@ class Compression:
         if n_rare:
             w = self.rare_weights
             p = w / w.sum() if w.sum() > 0 else np.full(self.rare.size, 1.0 / self.rare.size)
-            out[~kept] = self.rare[gen.choice(self.rare.size, size=n_rare, p=p)]
+            out[~kept] = _spread(n_rare, self.rare, p, gen)
         return out
 
 

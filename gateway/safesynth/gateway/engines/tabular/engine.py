@@ -136,6 +136,9 @@ class _Run:
         self.mech = PlannedMechanisms(plan, ctx.rng, noise)
         self.data = bound_contributions(data, schema, self.gen)
         self.report: dict[str, Any] = {}
+        #: Per numeric column, the noisy fine histogram summed into its bins (a DP release, null code
+        #: unmeasured): a second 1-way measurement for the final raking (post-processing).
+        self.bin_sums: dict[str, Measurement] = {}
         person = schema.privacy_unit.person_column
         self.persons: pd.Series | None = self.data[person] if person is not None else None
 
@@ -170,7 +173,14 @@ class _Run:
             weights = cleaned
         cell_to_bin = quantile_bins(grid_f, cleaned, self.options.numeric_bins)
         if self.mech.has(step):
-            weights = within_bin_weights(weights, cell_to_bin, self.mech.sigma(step))
+            sigma_f = self.mech.sigma(step)
+            n_bins = int(cell_to_bin.max()) + 1
+            sums = np.bincount(cell_to_bin, weights=noisy, minlength=n_bins)
+            cells = np.bincount(cell_to_bin, minlength=n_bins).astype(np.float64)
+            self.bin_sums[spec.name] = Measurement(
+                values=np.concatenate([sums, [0.0]]), variance=np.concatenate([cells * sigma_f**2, [np.inf]])
+            )
+            weights = within_bin_weights(weights, cell_to_bin, sigma_f)
         self.report.setdefault("bounds", {})[spec.name] = [grid_f.lower, grid_f.upper]
         return NumericDomain(name=spec.name, grid=grid_f, cell_to_bin=cell_to_bin, cell_weights=weights)
 
@@ -305,7 +315,12 @@ class _Run:
                 if n_out > 0:  # final raking to every measurement (post-processing, .raking)
                     est_total = _total(total_estimates, one_way)
                     one_ways = [one_way[i] for i in range(d)]
-                    targets = combine_one_way(sizes, one_ways, network.measured, est_total)
+                    extra = [
+                        (i, _compressed(self.bin_sums[dom.name], compressions[i]))
+                        for i, dom in enumerate(domains)
+                        if dom.name in self.bin_sums
+                    ]
+                    targets = combine_one_way(sizes, one_ways, network.measured, est_total, extra=extra)
                     goals = [((i,), t) for i, t in enumerate(targets)]
                     sample = rake_rows(sample, sizes, goals, n_out, self.gen)
             else:
@@ -392,6 +407,11 @@ def _person_key(person: object, index: int) -> object:
     return (
         ("__row__", index) if person is None or (isinstance(person, float) and person != person) else person
     )
+
+
+def _compressed(m: Measurement, comp: Compression) -> Measurement:
+    """A 1-way measurement over a domain's codes, summed into the compressed codes."""
+    return Measurement(values=comp.compress_values(m.values), variance=comp.compress_values(m.variance))
 
 
 def _total(estimates: list[tuple[float, float]], one_way: dict[int, Measurement]) -> float:

@@ -6,7 +6,8 @@ estimate the measurements allow. This step corrects that, at zero privacy cost:
 
 1. ``combine_one_way``: each column's 1-way estimate is the inverse-variance weighted mean of its own
    noisy 1-way measurement and the margins of every noisy table that covers it (a table margin over
-   ``m`` other cells has ``m`` times the cell variance), projected onto the simplex of the estimated
+   ``m`` other cells has ``m`` times the cell variance) and, for a numeric column, of its noisy fine
+   histogram summed into the bins (``extra``), projected onto the simplex of the estimated
    total (non-negative, summing to N): one consistent set of 1-way targets;
 2. ``rake_rows``: iterative proportional fitting of one weight per synthetic row to those targets
    (and optionally to non-negative, projected higher-order tables), then integer resampling of the
@@ -38,12 +39,24 @@ NoisyTable = tuple[tuple[int, ...], FloatArray, float]
 
 
 def combine_one_way(
-    sizes: Sequence[int], one_way: Sequence[Measurement], tables: Sequence[NoisyTable], total: float
+    sizes: Sequence[int],
+    one_way: Sequence[Measurement],
+    tables: Sequence[NoisyTable],
+    total: float,
+    *,
+    extra: Sequence[tuple[int, Measurement]] = (),
 ) -> list[FloatArray]:
     """Per column, the inverse-variance combination of every noisy measurement covering it, projected
-    onto ``{x >= 0, sum(x) = total}``."""
+    onto ``{x >= 0, sum(x) = total}``. ``extra`` adds further 1-way measurements (column, measurement
+    with per-cell variances; an infinite variance marks an unmeasured cell), e.g. a numeric column's
+    noisy fine histogram summed into its bins."""
     num = [m.values / m.variance for m in one_way]
     den = [1.0 / m.variance for m in one_way]
+    for c, m in extra:
+        measured = np.isfinite(m.variance)
+        w = np.divide(1.0, m.variance, out=np.zeros_like(m.variance), where=measured)
+        num[c] = num[c] + np.where(measured, m.values, 0.0) * w
+        den[c] = den[c] + w
     for columns, values, sigma in tables:
         shape = tuple(sizes[c] for c in columns)
         table = np.asarray(values, dtype=np.float64).reshape(shape)
