@@ -1,18 +1,24 @@
 """Benchmark of the text engine (Private Evolution) against zero-shot, real data and a NOT-DP baseline.
 
-Reproduce (from the repository root, after `make test` built .venv), in locked chunks of <= 15 min
-(A fills the cache with the public zero-shot candidates, B runs PE and reuses them):
+Reproduce (from the repository root, after `make test` built .venv), one locked run of <= 15 min per data
+set / seed / epsilon (A fills the cache with the public zero-shot candidates, P runs the engine with its
+defaults and reuses them, N is the NOT-DP baseline, S the output-selection study on the training split):
 
-    C=/tmp/tbench/cache.jsonl
-    flock /tmp/safesynth-bench.lock .venv/bin/python benchmarks/text.py --cache $C --out /tmp/tbench/A \
-        --skip-baseline --datasets sms_spam --seeds 0 --zero-shot-only
-    flock /tmp/safesynth-bench.lock .venv/bin/python benchmarks/text.py --cache $C --out /tmp/tbench/B \
-        --skip-baseline --skip-real --skip-zero-shot --datasets sms_spam --seeds 0 --epsilons 4,1,10
-    ... the same for sentiment and seeds 1, 2 (epsilon 4), then
+    C=/tmp/tbench/cache.jsonl; L="flock /tmp/safesynth-bench.lock .venv/bin/python benchmarks/text.py"
+    $L --cache $C --out /tmp/tbench/A --skip-baseline --datasets sms_spam --seeds 0 --zero-shot-only
+    $L --cache $C --out /tmp/tbench/P --skip-baseline --skip-real --skip-zero-shot --datasets sms_spam \
+        --seeds 0 --epsilons 4
+    $L --cache $C --out /tmp/tbench/N --only-baseline --skip-real --datasets sms_spam --seeds 0 \
+        --baseline-rows 250
+    $L --cache $C --out /tmp/tbench/S --selection-study --skip-real --datasets sms_spam --seeds 0,1,2 \
+        --epsilons 1,4,10
+    ... the same for sentiment, seeds 1 and 2, epsilons 1 and 10, then
     .venv/bin/python benchmarks/text.py merge benchmarks/results /tmp/tbench/*/text.json
 
-Defaults: 500 texts, T = 1, 600 candidates (all labels), balanced label mix (zero-shot gets the same
-equal split), rank output selection, 24 generated tokens, CSLS hubness correction (engine default).
+The engine runs with its defaults (T = 1, 1.2 candidates per row, balanced label mix, proportional output
+selection, hashing embedding with the CSLS hubness correction); the benchmark passes only the public label
+descriptions and a length budget of 24 generated tokens (flags override single options and the row's
+method names them).
 
 Data: tests/data/sms_spam.csv and sentiment_sentences.csv (copies of /work/shared/data; provenance in
 tests/data/SOURCES.md, both CC BY 4.0, UCI), de-duplicated on the text, a fixed stratified 80/20 split
