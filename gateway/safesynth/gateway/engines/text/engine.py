@@ -13,7 +13,8 @@ candidates, selection - is computed from public inputs and from the noisy output
 2. per label: ``M_l`` random candidates from public prompts;
 3. for t = 1..T: embed the candidates (public embedding), vote histograms of all labels -> one
    Gaussian mechanism -> threshold; if t < T the next population keeps each sampled parent once and
-   replaces repeated picks by variations; at t = T the output is sampled the same way.
+   replaces repeated picks by variations; at t = T the output rows are chosen by ``output_selection``
+   (default: rows per candidate proportional to its noisy votes; repeated rows become variations).
 """
 
 from __future__ import annotations
