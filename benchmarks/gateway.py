@@ -331,35 +331,32 @@ def bench_synthesis(
     }
 
 
-def _bench_syntheses(client: Any, frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Three jobs: the registered 5,000 rows -> 20,000; 50,000 -> 200,000; and the tabular
-    benchmark's workload (UCI Adult's train split with its public schema, as many rows out)."""
-    large = _table(50_000)
+def _register(client: Any, name: str, frame: pd.DataFrame, schema: dict[str, Any]) -> None:
+    """Register ``frame`` as CSV with a large budget and no holdout (engines see the whole table, as
+    in the direct run)."""
     buffer = io.BytesIO()
-    large.to_csv(buffer, index=False)
+    frame.to_csv(buffer, index=False)
     client.datasets.register(
-        "bench-large",
-        schema=SCHEMA,
+        name,
+        schema=schema,
         epsilon_total=1000.0,
         delta_total=1e-5,
         data=buffer.getvalue(),
         holdout_fraction=0.0,
     )
+
+
+def _bench_syntheses(client: Any, frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Three jobs: the registered 5,000 rows -> 20,000; 50,000 -> 200,000; and the tabular
+    benchmark's workload (UCI Adult's train split with its public schema, as many rows out)."""
+    large = _table(50_000)
+    _register(client, "bench-large", large, SCHEMA)
     os.environ.setdefault("SAFESYNTH_DATA", str(ROOT / "tests" / "data"))
     import tabular  # benchmarks/tabular.py: the same data and public schema as the tabular benchmark
 
     train, test = tabular.load_adult()
     adult_schema = tabular.adult_schema(train, test)
-    buffer = io.BytesIO()
-    train.to_csv(buffer, index=False)
-    client.datasets.register(
-        "adult",
-        schema=adult_schema.model_dump(mode="json"),
-        epsilon_total=1000.0,
-        delta_total=1e-5,
-        data=buffer.getvalue(),
-        holdout_fraction=0.0,
-    )
+    _register(client, "adult", train, adult_schema.model_dump(mode="json"))
     return [
         bench_synthesis(client, frame, 20_000),
         bench_synthesis(client, large, 200_000, "bench-large"),
@@ -482,17 +479,8 @@ def main() -> None:
         proc = _start(home, port)
         try:
             frame = _table(5000)
-            buffer = io.BytesIO()
-            frame.to_csv(buffer, index=False)
             with Client(base_url=f"http://127.0.0.1:{port}", token=token, timeout=120) as client:
-                client.datasets.register(
-                    "bench",
-                    schema=SCHEMA,
-                    epsilon_total=1000.0,
-                    delta_total=1e-5,
-                    data=buffer.getvalue(),
-                    holdout_fraction=0.0,  # engines see the whole table, as in the direct run
-                )
+                _register(client, "bench", frame, SCHEMA)
                 client.query("bench", "count", epsilon=0.001, purpose="warm-up")
                 health = _bench_health(f"http://127.0.0.1:{port}")
                 probe_before = _speed_probe()
