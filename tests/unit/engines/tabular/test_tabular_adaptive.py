@@ -179,22 +179,3 @@ def test_adaptive_engine_keeps_a_three_way_interaction_at_large_epsilon() -> Non
     agree = ((out["a"] == "x") == (out["b"] == "u")) == (out["c"] == "same")
     # An independent or tree model gives ~50%; at epsilon 10 the 3-way table is nearly exact.
     assert agree.mean() > 0.9
-
-
-@pytest.mark.parametrize("case", ["empty", "one_row", "all_null"])
-def test_adaptive_handles_odd_tables(case: str) -> None:
-    table = small_table(300, seed=6)
-    schema = small_schema()
-    if case == "empty":
-        table = table.iloc[:0]
-    elif case == "one_row":
-        table = table.iloc[:1]
-    else:
-        table["city"] = None
-    out = ENGINE.run(
-        ENGINE.plan(schema, _request(1.0)), schema, table, EngineContext(rng=RandomSource.seeded(9))
-    )
-    assert list(out.table.columns) == [c.name for c in schema.columns]
-    assert np.isfinite(out.table["income"].dropna().astype(float)).all()
-    if case == "all_null":
-        assert out.table["city"].isna().mean() > 0.8

@@ -217,8 +217,9 @@ def test_dp_row_count_is_close_to_the_size(table: pd.DataFrame) -> None:
 
 
 # ------------------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("model", ["adaptive", "tree"])
 @pytest.mark.parametrize("case", ["empty", "one_row", "all_null", "inf_nan", "many_distinct"])
-def test_odd_tables_give_a_documented_result(case: str) -> None:
+def test_odd_tables_give_a_documented_result(case: str, model: str) -> None:
     table = small_table(300, seed=6)
     schema = small_schema()
     if case == "empty":
@@ -237,7 +238,7 @@ def test_odd_tables_give_a_documented_result(case: str) -> None:
     elif case == "many_distinct":
         table = pd.concat([table] * 334, ignore_index=True).iloc[:100_000]
         table["city"] = [f"c{i}" for i in range(len(table))]
-    out = ENGINE.run(ENGINE.plan(schema, _request(1.0)), schema, table, _ctx(7))
+    out = ENGINE.run(ENGINE.plan(schema, _request(1.0, model=model)), schema, table, _ctx(7))
     syn = out.table
     assert list(syn.columns) == [c.name for c in schema.columns]
     income = syn["income"].dropna().astype(float)
