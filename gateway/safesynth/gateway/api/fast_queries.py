@@ -103,9 +103,8 @@ class QueryFastPath:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": data})
 
-    async def _body(self, receive: Receive, declared: int | None) -> bytes:
-        if declared is not None and declared > self.max_bytes:
-            raise _TooLarge
+    async def _body(self, receive: Receive) -> bytes:
+        """The request body; _TooLarge as soon as more than ``max_bytes`` arrived."""
         chunks: list[bytes] = []
         total = 0
         while True:
@@ -162,7 +161,7 @@ class QueryFastPath:
                     "msg": f"String should have at most {_MAX_IDEMPOTENCY_KEY} characters",
                 }
             )
-        raw = await self._body(receive, declared)
+        raw = await self._body(receive)
         content_type = headers.get(b"content-type", b"").decode("latin-1")
         body: Any = None
         if raw:
