@@ -364,8 +364,8 @@ def _bench_syntheses(client: Any, frame: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
-def render(result: dict[str, Any]) -> None:
-    """Write ``results/gateway.md`` from a result (``--render`` re-renders the stored JSON)."""
+def render(result: dict[str, Any], out: Path = RESULTS) -> None:
+    """Write ``<out>/gateway.md`` from a result (``--render`` re-renders the stored JSON)."""
     runs = result["dp_statistics"]
     health = result["healthz_latency_ms"]
     in_process = result["service_in_process"]
@@ -448,7 +448,7 @@ def render(result: dict[str, Any]) -> None:
     notes = result.get("notes")
     if notes:
         lines += ["", "Notes.", "", *notes]
-    (RESULTS / "gateway.md").write_text("\n".join(lines) + "\n")
+    (out / "gateway.md").write_text("\n".join(lines) + "\n")
 
 
 def main() -> None:
@@ -457,10 +457,11 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="fewer requests, no synthesis benchmark")
     parser.add_argument("--requests", type=int, default=None, help="requests per run (2000; quick: 300)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="directory for gateway.json and gateway.md")
     parser.add_argument("--render", action="store_true", help="only re-render the .md from the stored .json")
     args = parser.parse_args()
     if args.render:
-        render(json.loads((RESULTS / "gateway.json").read_text()))
+        render(json.loads((args.out / "gateway.json").read_text()), args.out)
         return
     n = args.requests or (300 if args.quick else 2000)
 
@@ -522,9 +523,9 @@ def main() -> None:
         "notes": NOTES,
         "goals": {"requests_per_second": 300, "p99_ms": 50, "synthesis_overhead_percent": 5},
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "gateway.json").write_text(json.dumps(result, indent=2) + "\n")
-    render(result)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "gateway.json").write_text(json.dumps(result, indent=2) + "\n")
+    render(result, args.out)
     print(json.dumps(result, indent=2))
 
 
