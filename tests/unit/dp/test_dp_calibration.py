@@ -148,3 +148,77 @@ def test_filter_refuses_a_huge_exponential_event() -> None:
     flt = PrivacyFilter(20.0, 1e-6)
     for eps in (50.0, 150.0, 250.0, 300.0):
         assert not flt.decide(flt.empty_state(), [ExponentialEvent(epsilon=eps)]).admitted, eps
+
+
+# Reference points for the GDP profile's inverse: small and large mu, deltas from 1e-3 to 1e-14, and
+# points where the solver leaves the pure-math domain (eps > 700, erfc arguments beyond 26).
+_GDP_CASES = [
+    (1e-3, 1e-12),
+    (0.00245, 0.000975),
+    (0.025, 4.9e-6),
+    (0.05, 1e-6),
+    (0.5, 1e-5),
+    (1.0, 1e-14),
+    (2.0, 1e-8),
+    (10.0, 1e-5),
+    (40.0, 1e-9),
+    (100.0, 1e-10),
+]
+
+
+@pytest.mark.parametrize(("mu", "delta"), _GDP_CASES)
+def test_gdp_epsilon_is_a_tight_upper_bound_of_the_exact_inverse(mu: float, delta: float) -> None:
+    from safesynth.gateway.dp.calibration import gdp_delta, gdp_epsilon
+
+    ours = gdp_epsilon(mu, delta)
+    exact = mp_epsilon(mu, delta)
+    # the solver aims 1e-9 (relative) inside delta: never above the exact inverse at a 2e-9 smaller delta
+    tight = mp_epsilon(mu, delta * (1 - 2e-9))
+    assert exact <= ours <= tight * (1 + 1e-12), (mu, delta, ours, exact, tight)
+    assert mp_delta(mu, ours) <= delta  # the exact profile at the returned epsilon meets delta
+    assert gdp_delta(mu, ours) <= delta
+
+
+def test_gdp_epsilon_is_zero_when_delta_is_met_at_zero() -> None:
+    from safesynth.gateway.dp.calibration import gdp_epsilon
+
+    assert mp_delta(1e-4, 0.0) <= 1e-3 * (1 - 1e-9)
+    assert gdp_epsilon(1e-4, 1e-3) == 0.0
+    assert gdp_epsilon(1.0, 1e-3) > 0.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(log_mu=st.floats(-3.0, 1.5), log_delta=st.floats(-14.0, -2.0))
+def test_gdp_epsilon_meets_its_delta_and_agrees_with_a_root_bracket(log_mu: float, log_delta: float) -> None:
+    """Invariant: the returned epsilon meets delta (profile evaluated in scipy's log_ndtr form, not the
+    solver's), and a value 1e-9 smaller does not (tight), unless it is 0."""
+    from scipy.special import log_ndtr
+
+    from safesynth.gateway.dp.calibration import gdp_epsilon
+
+    mu, delta = 10.0**log_mu, 10.0**log_delta
+
+    def profile(eps: float) -> float:
+        la = float(log_ndtr(-eps / mu + mu / 2.0))
+        lb = float(log_ndtr(-eps / mu - mu / 2.0)) + eps
+        return 0.0 if lb >= la else math.exp(la) * -math.expm1(lb - la)
+
+    ours = gdp_epsilon(mu, delta)
+    assert profile(ours) <= delta
+    if ours > 0.0:
+        assert profile(ours * (1 - 1e-9)) > delta * (1 - 1e-8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(mu=st.floats(1e-3, 50.0), eps=st.floats(0.0, 800.0))
+def test_profile_terms_in_math_agree_with_log_ndtr(mu: float, eps: float) -> None:
+    """The pure-math terms of the profile (math.erfc) equal scipy's log_ndtr form to ~1e-13."""
+    from scipy.special import log_ndtr
+
+    from safesynth.gateway.dp.calibration import _log_terms
+
+    la, lb = _log_terms(mu, eps)
+    ra = float(log_ndtr(-eps / mu + mu / 2.0))
+    rb = float(log_ndtr(-eps / mu - mu / 2.0)) + eps
+    assert la == pytest.approx(ra, rel=1e-12, abs=1e-12)
+    assert lb == pytest.approx(rb, rel=1e-12, abs=1e-12)

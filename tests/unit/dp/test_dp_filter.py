@@ -139,3 +139,20 @@ def test_filter_never_admits_a_sequence_beyond_its_budget(
     # and the rule itself holds on a from-scratch sum
     total = sum((rdp.event_rdp(e, FILTER_ORDERS)[0] for e in admitted), np.zeros_like(FILTER_ORDERS))
     assert s.rdp == pytest.approx(tuple(total), rel=1e-9)
+
+
+def test_reported_spend_is_the_same_from_a_warm_and_a_fresh_filter() -> None:
+    """The GDP epsilon is memoized per (mu^2, calls): a state's spend reported at admission, by a
+    status query (empty request) and by a fresh filter (cold memo) are the same float."""
+    warm = PrivacyFilter(3.0, 1e-6)
+    state = warm.empty_state()
+    for sigma in (8.0, 5.0, 12.0):
+        decision = warm.decide(state, [GaussianEvent(sigma, count=3)])
+        assert decision.admitted and decision.test == "gdp"
+        state = decision.new_state
+        status = warm.decide(state, ())
+        fresh = PrivacyFilter(3.0, 1e-6).decide(state, ())
+        assert decision.epsilon_spent == status.epsilon_spent == fresh.epsilon_spent
+        assert 0.0 < decision.epsilon_spent < 3.0
+    refused = warm.decide(state, [GaussianEvent(0.5, count=50)])
+    assert not refused.admitted and refused.epsilon_spent == warm.decide(state, ()).epsilon_spent

@@ -201,6 +201,9 @@ class PrivacyFilter:
             mu_b = 0.0
         self._mu2_budget = mu_b * mu_b * (1.0 - 1e-12)
         self._cache: dict[DpEvent, tuple[FloatArray, float, Fraction | None, float | None]] = {}
+        # (summed mu^2, Gaussian calls) -> the GDP test's epsilon: a state's spend is reported when it
+        # is admitted and again by every status query of that state (same floats: same answer).
+        self._gdp_eps: dict[tuple[float, int], float] = {}
 
     def __repr__(self) -> str:
         return f"PrivacyFilter({self.epsilon_budget!r}, {self.delta_budget!r})"
@@ -247,11 +250,22 @@ class PrivacyFilter:
         if pure is not None:
             eps = min(eps, _up(pure))
         if mu2 is not None and mu2 > 0.0 and calls <= GDP_MAX_GAUSSIAN_CALLS:
+            eps = min(eps, self._gdp_epsilon(mu2, calls))
+        return eps
+
+    def _gdp_epsilon(self, mu2: float, calls: int) -> float:
+        """The epsilon the GDP test certifies for summed mu^2 and ``calls`` lattice calls (memoized)."""
+        key = (mu2, calls)
+        hit = self._gdp_eps.get(key)
+        if hit is None:
             mu = math.nextafter(math.sqrt(mu2), math.inf)
             eta = calls * LATTICE_LOG_RATIO_PER_CALL
             eps_g = gdp_epsilon(mu, self.delta_gdp * math.exp(-eta) * (1.0 - 1e-12))
-            eps = min(eps, math.nextafter(eps_g + 2.0 * eta * (1.0 + 1e-12), math.inf))
-        return eps
+            hit = math.nextafter(eps_g + 2.0 * eta * (1.0 + 1e-12), math.inf)
+            if len(self._gdp_eps) >= 4096:
+                self._gdp_eps.clear()
+            self._gdp_eps[key] = hit
+        return hit
 
     def _check(self, state: FilterState) -> None:
         if len(state.rdp) != self._orders.shape[0]:
@@ -274,7 +288,7 @@ class PrivacyFilter:
         admitted = delta_ok and (basic_ok or gdp_ok or bool(ok_rdp.any()))
         if admitted:
             new_state = FilterState(
-                tuple(float(x) for x in new), new_delta, new_pure, state.n_admitted + 1, new_mu2, new_calls
+                tuple(new.tolist()), new_delta, new_pure, state.n_admitted + 1, new_mu2, new_calls
             )
             spent = self._spent(new, new_pure, new_mu2, new_calls)
             order: float | None = None
@@ -357,4 +371,4 @@ class PrivacyFilter:
             pure = None if (pure is None or p is None) else pure + p
             mu2 = None if (mu2 is None or m is None) else mu2 + m
             n += 1
-        return FilterState(tuple(float(x) for x in rdp_sum), dl, pure, n, mu2, calls)
+        return FilterState(tuple(rdp_sum.tolist()), dl, pure, n, mu2, calls)
