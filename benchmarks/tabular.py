@@ -304,19 +304,23 @@ def run_mst(train: pd.DataFrame, schema: Any, epsilon: float, seed: int, iters: 
     names = list(codes)
     d = len(names)
 
-    # MST's split: rho/3 for 1-ways, rho/3 for selection ((d-1) exponential mechanisms), rho/3 for 2-ways.
+    # MST's split: rho/3 for the d 1-ways, rho/3 for the d-1 2-ways, rho/3 for selection ((d-1)
+    # exponential mechanisms). As in the reference ``measure``, a group of k measurements shares its
+    # rho/3: each has sigma * sqrt(k), sigma = sqrt(3 / (2 rho)).
     def mst_events(m: float) -> list[Any]:
         rho = 1.0 / m**2
         sigma = math.sqrt(3.0 / (2.0 * rho))
         eps_sel = math.sqrt(8.0 * (rho / 3.0) / (d - 1))
         return [
-            events.GaussianEvent(sigma=sigma, count=2 * d - 1),
+            events.GaussianEvent(sigma=sigma * math.sqrt(d), count=d),
+            events.GaussianEvent(sigma=sigma * math.sqrt(d - 1), count=d - 1),
             events.ExponentialEvent(epsilon=eps_sel, count=d - 1),
         ]
 
     m = calibrate_noise_multiplier(mst_events, epsilon=epsilon, delta=DELTA)
     rho = 1.0 / m**2
-    sigma = math.sqrt(3.0 / (2.0 * rho))
+    sigma1 = math.sqrt(3.0 / (2.0 * rho)) * math.sqrt(d)
+    sigma2 = math.sqrt(3.0 / (2.0 * rho)) * math.sqrt(d - 1)
     eps_sel = math.sqrt(8.0 * (rho / 3.0) / (d - 1))
 
     # 1-ways and MST's domain compression.
@@ -326,8 +330,8 @@ def run_mst(train: pd.DataFrame, schema: Any, epsilon: float, seed: int, iters: 
     comp_sizes = {}
     for name in names:
         x = np.bincount(codes[name], minlength=sizes[name]).astype(float)
-        y = x + gen.normal(0, sigma, x.size)
-        sup = y >= 3 * sigma
+        y = x + gen.normal(0, sigma1, x.size)
+        sup = y >= 3 * sigma1
         supports[name] = sup
         if sup.all():
             mapping = np.arange(x.size)
@@ -344,9 +348,9 @@ def run_mst(train: pd.DataFrame, schema: Any, epsilon: float, seed: int, iters: 
         comp_sizes[name] = int(mapping.max() + 1)
         query = None if (weights == 1).all() else __import__("mbi").WeightedQuery(weights)
         log1.append(
-            LinearMeasurement(y2, (name,), stddev=sigma)
+            LinearMeasurement(y2, (name,), stddev=sigma1)
             if query is None
-            else LinearMeasurement(y2, (name,), stddev=sigma, query=query)
+            else LinearMeasurement(y2, (name,), stddev=sigma1, query=query)
         )
     domain = Domain(names, [comp_sizes[n] for n in names])
     data = Dataset(comp_codes, domain)
@@ -375,7 +379,7 @@ def run_mst(train: pd.DataFrame, schema: Any, epsilon: float, seed: int, iters: 
     log2 = []
     for a, b in edges:
         x = np.asarray(data.project([a, b]).datavector())
-        log2.append(LinearMeasurement(x + gen.normal(0, sigma, x.size), (a, b), stddev=sigma))
+        log2.append(LinearMeasurement(x + gen.normal(0, sigma2, x.size), (a, b), stddev=sigma2))
     model = estimation.MirrorDescent().estimate(domain, log1 + log2, iters=iters)
     synth = model.synthetic_data()
     out = {}
