@@ -28,7 +28,9 @@ from pydantic import BaseModel
 
 from safesynth.sdk import _calls as calls
 from safesynth.sdk import routes
+from safesynth.sdk._dispatch import RequestFactory, asend, gateway_transport
 from safesynth.sdk._http import (
+    RETRY_STATUSES,
     ClientConfig,
     backoff_seconds,
     decode,
@@ -118,6 +120,9 @@ class AsyncClient:
             verify=verify,
             follow_redirects=False,
         )
+        self._requests = RequestFactory(self._http)
+        #: The transport httpx would use for the gateway (None: send through ``self._http``).
+        self._transport = gateway_transport(self._http, self.config.base_url)
         self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         self.datasets = Datasets(self)
         self.jobs = Jobs(self)
@@ -151,13 +156,21 @@ class AsyncClient:
             return self._http.build_request(
                 call.method, call.path, params=call.params, headers=headers, files=files, data=data
             )
-        content = None
-        if call.body is not None:
-            content = encode_body(call.body)
-            headers["Content-Type"] = "application/json"
-        return self._http.build_request(
-            call.method, call.path, params=call.params, headers=headers, content=content
+        if call.body is None:
+            return self._requests.build(call.method, call.path, params=call.params, headers=headers)
+        return self._requests.build(
+            call.method,
+            call.path,
+            params=call.params,
+            headers=headers,
+            content=encode_body(call.body),
+            content_type="application/json",
         )
+
+    async def _dispatch(self, request: httpx.Request, stream: bool) -> httpx.Response:
+        if self._transport is None:
+            return await self._http.send(request, stream=stream)
+        return await asend(self._http, self._transport, request, stream=stream)
 
     async def _send(self, build: Callable[[], httpx.Request], *, stream: bool = False) -> httpx.Response:
         """Send with retries: connection failures always; other failures only when idempotent."""
@@ -166,7 +179,7 @@ class AsyncClient:
             request = build()
             last = attempt == attempts - 1
             try:
-                response = await self._http.send(request, stream=stream)
+                response = await self._dispatch(request, stream)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # nothing reached the gateway
                 if last:
                     raise ConnectionFailed(f"cannot reach {self.config.base_url}: {exc}") from exc
@@ -177,7 +190,7 @@ class AsyncClient:
                     raise ConnectionFailed(f"{request.method} {request.url.path} failed: {exc!r}") from exc
                 await self._sleep(backoff_seconds(attempt))
                 continue
-            if response.status_code in {429, 502, 503, 504} and not last and is_retryable_request(request):
+            if response.status_code in RETRY_STATUSES and not last and is_retryable_request(request):
                 delay = backoff_seconds(attempt, retry_after_seconds(response))
                 await response.aclose()
                 await self._sleep(delay)

@@ -27,7 +27,9 @@ from pydantic import BaseModel
 
 from safesynth.sdk import _calls as calls
 from safesynth.sdk import routes
+from safesynth.sdk._dispatch import RequestFactory, gateway_transport, send
 from safesynth.sdk._http import (
+    RETRY_STATUSES,
     ClientConfig,
     backoff_seconds,
     decode,
@@ -112,6 +114,9 @@ class Client:
             verify=verify,
             follow_redirects=False,
         )
+        self._requests = RequestFactory(self._http)
+        #: The transport httpx would use for the gateway (None: send through ``self._http``).
+        self._transport = gateway_transport(self._http, self.config.base_url)
         self._sleep: Callable[[float], None] = time.sleep
         self.datasets = Datasets(self)
         self.jobs = Jobs(self)
@@ -145,13 +150,21 @@ class Client:
             return self._http.build_request(
                 call.method, call.path, params=call.params, headers=headers, files=files, data=data
             )
-        content = None
-        if call.body is not None:
-            content = encode_body(call.body)
-            headers["Content-Type"] = "application/json"
-        return self._http.build_request(
-            call.method, call.path, params=call.params, headers=headers, content=content
+        if call.body is None:
+            return self._requests.build(call.method, call.path, params=call.params, headers=headers)
+        return self._requests.build(
+            call.method,
+            call.path,
+            params=call.params,
+            headers=headers,
+            content=encode_body(call.body),
+            content_type="application/json",
         )
+
+    def _dispatch(self, request: httpx.Request, stream: bool) -> httpx.Response:
+        if self._transport is None:
+            return self._http.send(request, stream=stream)
+        return send(self._http, self._transport, request, stream=stream)
 
     def _send(self, build: Callable[[], httpx.Request], *, stream: bool = False) -> httpx.Response:
         """Send with retries: connection failures always; other failures only when idempotent."""
@@ -160,7 +173,7 @@ class Client:
             request = build()
             last = attempt == attempts - 1
             try:
-                response = self._http.send(request, stream=stream)
+                response = self._dispatch(request, stream)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # nothing reached the gateway
                 if last:
                     raise ConnectionFailed(f"cannot reach {self.config.base_url}: {exc}") from exc
@@ -171,7 +184,7 @@ class Client:
                     raise ConnectionFailed(f"{request.method} {request.url.path} failed: {exc!r}") from exc
                 self._sleep(backoff_seconds(attempt))
                 continue
-            if response.status_code in {429, 502, 503, 504} and not last and is_retryable_request(request):
+            if response.status_code in RETRY_STATUSES and not last and is_retryable_request(request):
                 delay = backoff_seconds(attempt, retry_after_seconds(response))
                 response.close()
                 self._sleep(delay)

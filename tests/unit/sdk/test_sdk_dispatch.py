@@ -1,0 +1,268 @@
+"""The clients' direct request path: the same wire requests as httpx.Client, on the same transport.
+
+Part of it runs against a real loopback HTTP/1.1 server (a thread), so the pooled transport, keep-alive,
+gzip, timeouts and connections the server drops are exercised for real, not through a MockTransport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from safesynth.sdk import AsyncClient, Client, ConnectionFailed, routes
+from safesynth.sdk._dispatch import URL_CACHE_SIZE, RequestFactory
+from safesynth.sdk.client import _with_timeout
+
+TOKEN = "tok-" + "b" * 40
+RESULT = {"dataset": "ds", "kind": "count", "value": 12.5, "epsilon": 0.1, "delta": 0.0, "spend_seq": 4}
+
+
+# ------------------------------------------------------------------------------------- wire parity
+
+
+def _headers(request: httpx.Request) -> list[tuple[str, str]]:
+    return sorted((k.lower(), v) for k, v in request.headers.multi_items())
+
+
+_segment = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12)
+_params = st.dictionaries(
+    st.sampled_from(["wait", "state", "dataset", "start"]),
+    st.one_of(st.integers(0, 10**6), st.floats(0, 60, allow_nan=False), _segment),
+    max_size=3,
+)
+
+
+BASES = ("http://127.0.0.1:8765", "https://gw.example:8443/prefix", "http://[::1]:80")
+
+
+@pytest.fixture(scope="module")
+def https() -> Iterator[dict[str, httpx.Client]]:
+    headers = {"Authorization": f"Bearer {TOKEN}", "Accept": "x/y"}
+    clients = {base: httpx.Client(base_url=base, headers=headers) for base in BASES}
+    yield clients
+    for http in clients.values():
+        http.close()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    base=st.sampled_from(BASES),
+    method=st.sampled_from(["GET", "POST"]),
+    dataset=_segment,
+    params=_params,
+    key=st.none() | st.text("0123456789abcdef", min_size=32, max_size=32),
+    content=st.none() | st.binary(max_size=64),
+)
+def test_factory_builds_the_request_httpx_builds(
+    https: dict[str, httpx.Client],
+    base: str,
+    method: str,
+    dataset: str,
+    params: dict[str, Any],
+    key: str | None,
+    content: bytes | None,
+) -> None:
+    http = https[base]
+    path = routes.path(routes.DATASET_QUERIES, dataset=dataset)
+    extra = {routes.IDEMPOTENCY_HEADER: key} if key else {}
+    expected_headers = dict(extra)
+    if content is not None:
+        expected_headers["Content-Type"] = "application/json"
+    expected = http.build_request(method, path, params=params, headers=expected_headers, content=content)
+    got = RequestFactory(http).build(
+        method,
+        path,
+        params=params,
+        headers=extra,
+        content=content,
+        content_type=None if content is None else "application/json",
+    )
+    assert got.method == expected.method
+    assert str(got.url) == str(expected.url)
+    assert got.content == expected.content
+    assert _headers(got) == _headers(expected)
+    assert got.extensions["timeout"] == expected.extensions["timeout"]
+
+
+def test_url_cache_is_bounded() -> None:
+    with httpx.Client(base_url="http://127.0.0.1:8765") as http:
+        factory = RequestFactory(http)
+        for i in range(URL_CACHE_SIZE * 3):
+            url = factory.url(routes.path(routes.JOB, job=f"job-{i}"))
+            assert url.path == f"/v1/jobs/job-{i}"
+        assert len(factory._urls) <= URL_CACHE_SIZE
+
+
+def test_clients_send_on_the_transport_httpx_would_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with Client(base_url="http://127.0.0.1:8765", token=TOKEN) as client:
+        assert isinstance(client._transport, httpx.HTTPTransport)
+        assert client._transport is client._http._transport_for_url(httpx.URL(client.config.base_url))
+    aclient = AsyncClient(base_url="http://127.0.0.1:8765", token=TOKEN)
+    assert isinstance(aclient._transport, httpx.AsyncHTTPTransport)
+    asyncio.run(aclient.close())
+    # An environment proxy still applies: the proxy's transport is the one used, as through httpx.
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    with Client(base_url="https://gw.example", token=TOKEN) as proxied:
+        assert proxied._transport is not None
+        assert proxied._transport is not proxied._http._transport
+        assert proxied._transport is proxied._http._transport_for_url(httpx.URL("https://gw.example"))
+
+
+def test_client_timeout_rides_on_each_request_and_can_be_overridden() -> None:
+    with Client(base_url="http://127.0.0.1:8765", token=TOKEN, timeout=7.5) as client:
+        request = client._requests.build("GET", routes.INFO)
+        assert request.extensions["timeout"] == client.config.timeout.as_dict()
+        assert _with_timeout(request, 99.0).extensions["timeout"]["read"] == 99.0
+        # the override is per request: the next one has the client's timeout again
+        assert client._requests.build("GET", routes.INFO).extensions["timeout"]["read"] == 7.5
+
+
+def test_closed_client_refuses_to_send() -> None:
+    client = Client(base_url="http://127.0.0.1:8765", token=TOKEN)
+    client.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        client.budget("ds")
+
+
+# ------------------------------------------------------------------------------------- a real server
+
+
+@dataclass
+class Seen:
+    """What the loopback server saw."""
+
+    requests: list[tuple[str, str, dict[str, str], bytes]] = field(default_factory=list)
+    connections: set[int] = field(default_factory=set)  # client ports
+    #: behaviour switches
+    gzip: bool = False
+    close_after_response: bool = False
+    delay: float = 0.0
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    seen: Seen
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        return
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(length) if length else b""
+        seen = self.server.seen  # type: ignore[attr-defined]
+        seen.requests.append((self.command, self.path, dict(self.headers.items()), body))
+        seen.connections.add(self.client_address[1])  # the client's ephemeral port: one per connection
+        if seen.delay:
+            time.sleep(seen.delay)
+        payload = json.dumps(RESULT).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        if seen.gzip:
+            payload = gzip.compress(payload)
+            self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+        self.wfile.flush()
+        if seen.close_after_response:  # drops the kept-alive connection without saying so
+            self.close_connection = True
+
+    def do_GET(self) -> None:
+        self._answer()
+
+    def do_POST(self) -> None:
+        self._answer()
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, Seen]]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.daemon_threads = True
+    seen = Seen()
+    httpd.seen = seen  # type: ignore[attr-defined]
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+def _query(client: Client, i: int) -> float | None:
+    return client.query("ds", "count", epsilon=0.1, purpose="test", filters=[("a", "ge", i)]).value
+
+
+def test_queries_over_a_real_socket_reuse_one_connection(server: tuple[str, Seen]) -> None:
+    url, seen = server
+    with Client(base_url=url, token=TOKEN) as client:
+        assert [_query(client, i) for i in range(5)] == [12.5] * 5
+    assert len(seen.connections) == 1
+    keys = set()
+    for method, path, headers, body in seen.requests:
+        assert (method, path) == ("POST", "/v1/datasets/ds/queries")
+        assert headers["Authorization"] == f"Bearer {TOKEN}"
+        assert headers["Content-Type"] == "application/json"
+        assert headers["Host"] == url.removeprefix("http://")
+        assert int(headers["Content-Length"]) == len(body)
+        assert json.loads(body)["filters"][0]["column"] == "a"
+        keys.add(headers[routes.IDEMPOTENCY_HEADER])
+    assert len(keys) == 5  # a fresh idempotency key per logical query
+
+
+def test_gzip_answers_are_decoded(server: tuple[str, Seen]) -> None:
+    url, seen = server
+    seen.gzip = True
+    with Client(base_url=url, token=TOKEN) as client:
+        assert _query(client, 1) == 12.5
+    assert "gzip" in seen.requests[0][2]["Accept-Encoding"]
+
+
+def test_a_connection_the_server_dropped_is_not_reused(server: tuple[str, Seen]) -> None:
+    url, seen = server
+    seen.close_after_response = True
+    with Client(base_url=url, token=TOKEN, max_retries=0) as client:
+        for i in range(3):
+            time.sleep(0.05)  # the server has closed the previous connection by now
+            # max_retries=0: nothing is retried, so a reused stale socket would fail the call
+            assert _query(client, i) == 12.5
+    assert len(seen.connections) == 3
+
+
+def test_read_timeout_is_enforced_on_the_direct_path(server: tuple[str, Seen]) -> None:
+    url, seen = server
+    seen.delay = 1.0
+    client = Client(base_url=url, token=TOKEN, timeout=0.2, max_retries=0)
+    with client, pytest.raises(ConnectionFailed, match="ReadTimeout"):
+        client.budget("ds")
+
+
+def test_async_client_over_a_real_socket(server: tuple[str, Seen]) -> None:
+    url, seen = server
+
+    async def run() -> list[float | None]:
+        async with AsyncClient(base_url=url, token=TOKEN) as client:
+            got = []
+            for i in range(3):
+                result = await client.query("ds", "count", epsilon=0.1, purpose="t", filters=[("a", "ge", i)])
+                got.append(result.value)
+            return got
+
+    assert asyncio.run(run()) == [12.5] * 3
+    assert len(seen.connections) == 1
+    assert all(r[2][routes.IDEMPOTENCY_HEADER] for r in seen.requests)
