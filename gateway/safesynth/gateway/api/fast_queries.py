@@ -186,9 +186,9 @@ class QueryFastPath:
                 errors.extend({**e, "loc": ("body", *e.get("loc", ()))} for e in exc.errors())
         if errors or query is None:
             raise RequestValidationError(errors)
-        call = functools.partial(gateway.query_json, principal, dataset, query, idempotency_key=key)
+        call = functools.partial(gateway.query_text, principal, dataset, query, idempotency_key=key)
         answer = await asyncio.get_running_loop().run_in_executor(self.executor(), call)
-        return json.dumps(answer, allow_nan=False, separators=(",", ":")).encode("utf-8")
+        return answer.encode("utf-8")
 
 
 class GatewayApp(FastAPI):

@@ -10,7 +10,6 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -249,12 +248,10 @@ def run_query(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """A DP statistic (count, sum, mean, histogram, quantiles), charged to the dataset's budget."""
-    # The service already built the answer from a validated QueryResult: send its JSON as is (the
-    # response model documents it) instead of validating and serializing it a second time.
-    answer = gateway.query_json(principal, dataset, body, idempotency_key=idempotency_key)
-    return Response(
-        content=json.dumps(answer, allow_nan=False, separators=(",", ":")), media_type="application/json"
-    )
+    # The service already built the answer from a validated QueryResult: send its JSON text as is
+    # (the response model documents it) instead of validating and serializing it a second time.
+    answer = gateway.query_text(principal, dataset, body, idempotency_key=idempotency_key)
+    return Response(content=answer, media_type="application/json")
 
 
 # ------------------------------------------------------------------------------------------ jobs

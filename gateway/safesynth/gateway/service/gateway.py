@@ -763,8 +763,8 @@ class Gateway:
         idempotency_key: str | None = None,
     ) -> wire.QueryResult:
         """Answer a DP statistic; an identical earlier query's answer is returned at no cost."""
-        return wire.QueryResult.model_validate(
-            self.query_json(principal, dataset, body, idempotency_key=idempotency_key)
+        return wire.QueryResult.model_validate_json(
+            self.query_text(principal, dataset, body, idempotency_key=idempotency_key)
         )
 
     def query_json(
@@ -775,10 +775,26 @@ class Gateway:
         *,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """:meth:`query`'s answer as the JSON form of a ``QueryResult`` (what the HTTP layer sends).
+        """:meth:`query`'s answer as the JSON form of a ``QueryResult``."""
+        answer: dict[str, Any] = json.loads(
+            self.query_text(principal, dataset, body, idempotency_key=idempotency_key)
+        )
+        return answer
+
+    def query_text(
+        self,
+        principal: Principal,
+        dataset: str,
+        body: wire.QueryRequest,
+        *,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """:meth:`query`'s answer as compact JSON text (what the HTTP layer sends).
 
         Everything that can refuse the request (authorization, planning, the data's availability)
-        runs before the budget is charged: a refused request spends nothing.
+        runs before the budget is charged: a refused request spends nothing. The answer is
+        serialized once: the same text is the answer cache's row, the idempotency record and the
+        response body.
         """
         from safesynth.gateway.service.queries import plan_query, run_query
 
@@ -788,21 +804,18 @@ class Gateway:
         delta = float(body.delta or 0.0)
         if delta > record.delta_total:
             raise InvalidRequest(f"delta={delta} is above the dataset's delta_total={record.delta_total}")
-        semantic = body.model_dump(mode="json", exclude={"purpose"})
+        dumped = body.model_dump(mode="json")
+        semantic = {name: value for name, value in dumped.items() if name != "purpose"}
         key = hashlib.sha256(json.dumps(semantic, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-        fingerprint = (
-            "" if idempotency_key is None else request_hash("query", dataset, body.model_dump(mode="json"))
-        )
+        fingerprint = "" if idempotency_key is None else request_hash("query", dataset, dumped)
 
-        def action() -> dict[str, Any]:
+        def action() -> str:
             with self._query_lock(f"{dataset}:{key}"):
                 row = self.db.one(
                     "SELECT answer FROM query_cache WHERE dataset = ? AND key = ?", (dataset, key)
                 )
                 if row is not None:
-                    cached: dict[str, Any] = json.loads(row["answer"])
-                    cached["cached"] = True
-                    return cached
+                    return _mark_cached(str(row["answer"]))
                 table = self._query_table(record.id)  # the data must be readable before anything is spent
                 receipt = self.admission.admit(
                     dataset=record.id,
@@ -843,17 +856,15 @@ class Gateway:
                     spend_seq=receipt.seq,
                     events=tuple(_json_ready(e.to_json()) for e in plan.events),
                 )
-                stored = result.model_dump(mode="json")
+                text = _compact(result.model_dump(mode="json"))
                 self.db.execute(
                     "INSERT INTO query_cache (dataset, key, answer, created_at) VALUES (?, ?, ?, ?)",
-                    (dataset, key, json.dumps(stored), datetime.now(UTC).isoformat()),
+                    (dataset, key, text, datetime.now(UTC).isoformat()),
                 )
-                return stored
+                return text
 
-        answer_json, replayed = self.idempotency.run(principal.token_id, idempotency_key, fingerprint, action)
-        if replayed and not answer_json.get("cached"):
-            answer_json = {**answer_json, "cached": True}
-        return answer_json
+        text, replayed = self.idempotency.run_text(principal.token_id, idempotency_key, fingerprint, action)
+        return _mark_cached(text) if replayed else text
 
     # =============================================================================== ledger
     def require_ledger_reader(self, principal: Principal) -> None:
@@ -925,6 +936,20 @@ class Gateway:
 
 
 # =================================================================================== wire helpers
+def _compact(answer: Mapping[str, Any]) -> str:
+    """An answer's JSON text as sent: compact, finite numbers only."""
+    return json.dumps(answer, allow_nan=False, separators=(",", ":"))
+
+
+def _mark_cached(text: str) -> str:
+    """A stored answer's text with ``cached`` set (a repeat or a replay charged nothing now)."""
+    answer = json.loads(text)
+    if answer.get("cached") is True:
+        return text
+    answer["cached"] = True
+    return _compact(answer)
+
+
 def _json_ready(value: Any) -> Any:
     """Plain JSON (floats kept; NaN/inf become None; numpy scalars unwrapped)."""
     if isinstance(value, float):

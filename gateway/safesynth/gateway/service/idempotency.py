@@ -57,6 +57,21 @@ class IdempotencyStore:
         """``(answer, replayed)``: the stored answer for a retry, else ``action()``'s (then stored)."""
         if key is None:
             return action(), False
+        fresh: list[dict[str, Any]] = []
+
+        def as_text() -> str:
+            fresh.append(action())
+            return json.dumps(fresh[0])
+
+        text, replayed = self.run_text(principal, key, fingerprint, as_text)
+        return (json.loads(text) if replayed else fresh[0]), replayed
+
+    def run_text(
+        self, principal: str, key: str | None, fingerprint: str, action: Callable[[], str]
+    ) -> tuple[str, bool]:
+        """:meth:`run` for an answer that is already JSON text (stored and returned as it is)."""
+        if key is None:
+            return action(), False
         if not _KEY_RE.match(key):
             raise InvalidRequest("an Idempotency-Key is 1 to 200 visible ASCII characters")
         with self._lock(principal, key):
@@ -67,11 +82,11 @@ class IdempotencyStore:
             if row is not None:
                 if row["request_hash"] != fingerprint:
                     raise IdempotencyConflict("this Idempotency-Key was already used for a different request")
-                return json.loads(row["response"]), True
+                return str(row["response"]), True
             answer = action()
             self._db.execute(
                 "INSERT INTO idempotency (principal, key, request_hash, response, created_at)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (principal, key, fingerprint, json.dumps(answer), datetime.now(UTC).isoformat()),
+                (principal, key, fingerprint, answer, datetime.now(UTC).isoformat()),
             )
             return answer, False
