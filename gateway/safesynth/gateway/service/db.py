@@ -101,6 +101,13 @@ class StateDB:
             row: sqlite3.Row | None = self._conn.execute(sql, tuple(params)).fetchone()
             return row
 
+    def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version``: it changes whenever ANOTHER connection (another process,
+        or another StateDB on the same file) commits; this connection's own writes leave it as is."""
+        with self._lock:
+            row = self._conn.execute("PRAGMA data_version").fetchone()
+        return int(row[0])
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error), holding the process lock."""

@@ -5,6 +5,11 @@ A token reads ``ssk_<id>_<secret>``: ``id`` (64 random bits, hex) names the row,
 looks the row up by ``id`` and compares the hashes with :func:`hmac.compare_digest` (constant time).
 A malformed, unknown, expired or revoked token is :class:`~safesynth.gateway.service.errors.NotAuthorized`
 with the same message, so the answer does not reveal which.
+
+Authentication keeps the rows it read in memory: a row is reused only while nothing can have changed
+it, i.e. while this store wrote no token and SQLite's ``data_version`` says no other connection (the
+local CLI revoking a token, another process) committed anything since. Revocation and expiry take
+effect on the very next request, exactly as without the cache.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import json
 import re
 import secrets
 import sqlite3
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -99,6 +105,11 @@ class TokenRecord:
         return self.revoked_at is not None
 
 
+def _failure() -> NotAuthorized:
+    """The one answer to every authentication failure (it does not say which)."""
+    return NotAuthorized("a valid bearer token is required (missing, unknown, expired or revoked)")
+
+
 def _dt(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
@@ -108,6 +119,18 @@ class TokenStore:
 
     def __init__(self, db: StateDB) -> None:
         self._db = db
+        # token id -> (stored hash, record): rows read by authenticate, valid for one (data_version,
+        # generation); the generation moves on each write of this store (create, revoke).
+        self._rows: dict[str, tuple[bytes, TokenRecord]] = {}
+        self._rows_at: tuple[int, int] | None = None
+        self._generation = 0
+        self._rows_lock = threading.Lock()
+
+    def _forget_rows(self) -> None:
+        with self._rows_lock:
+            self._generation += 1
+            self._rows.clear()
+            self._rows_at = None
 
     def create(
         self,
@@ -135,6 +158,7 @@ class TokenStore:
         token_id = secrets.token_hex(8)
         secret = f"ssk_{token_id}_{secrets.token_urlsafe(32)}"
         created = _now()
+        self._forget_rows()
         self._db.execute(
             "INSERT INTO tokens (id, name, role, hash, datasets, created_at, expires_at, revoked_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
@@ -163,10 +187,13 @@ class TokenStore:
 
     def revoke(self, token_id: str) -> TokenRecord:
         """Revoke ``token_id`` (idempotent); NotFound if there is none."""
-        self._db.execute(
-            "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-            (_now().isoformat(), token_id),
-        )
+        try:
+            self._db.execute(
+                "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (_now().isoformat(), token_id),
+            )
+        finally:  # after the write: no reader keeps (or caches) the row as it was
+            self._forget_rows()
         return self.get(token_id)
 
     def count_admins(self) -> int:
@@ -176,19 +203,38 @@ class TokenStore:
 
     def authenticate(self, token: str | None) -> Principal:
         """The principal of a presented token; NotAuthorized (same message) for every failure."""
-        failure = NotAuthorized("a valid bearer token is required (missing, unknown, expired or revoked)")
         if not token:
-            raise failure
+            raise _failure()
         match = _TOKEN_RE.match(token)
-        row = self._db.one("SELECT * FROM tokens WHERE id = ?", (match.group(1),)) if match else None
-        stored = bytes(row["hash"]) if row is not None else _DUMMY_HASH
+        found = self._lookup(match.group(1)) if match else None
+        stored = found[0] if found is not None else _DUMMY_HASH
         equal = hmac.compare_digest(hash_token(token), stored)
-        if row is None or not equal:
-            raise failure
-        record = self._record(row)
+        if found is None or not equal:
+            raise _failure()
+        record = found[1]
         if record.revoked or (record.expires_at is not None and record.expires_at <= _now()):
-            raise failure
+            raise _failure()
         return Principal(record.id, record.name, record.role, frozenset(record.datasets))
+
+    def _lookup(self, token_id: str) -> tuple[bytes, TokenRecord] | None:
+        """(stored hash, record) of ``token_id``, from memory while nothing can have changed it."""
+        at = (self._db.data_version(), 0)
+        with self._rows_lock:
+            at = (at[0], self._generation)
+            if self._rows_at != at:
+                self._rows.clear()
+                self._rows_at = at
+            hit = self._rows.get(token_id)
+        if hit is not None:
+            return hit
+        row = self._db.one("SELECT * FROM tokens WHERE id = ?", (token_id,))
+        if row is None:
+            return None  # unknown ids are not remembered
+        found = (bytes(row["hash"]), self._record(row))
+        with self._rows_lock:
+            if self._rows_at == at and len(self._rows) < 10_000:  # nothing was written meanwhile
+                self._rows[token_id] = found
+        return found
 
     @staticmethod
     def _record(row: sqlite3.Row) -> TokenRecord:

@@ -85,3 +85,35 @@ def test_principal_authorization_helpers(store: TokenStore) -> None:
         principal.require_admin()
     _, audit = store.create(name="b", role="auditor")
     assert store.authenticate(audit).can_see("anything")
+
+
+def test_revocation_by_another_process_takes_effect_on_the_next_request(tmp_path: Path) -> None:
+    """Authentication remembers rows it read; a revocation committed by another connection (the
+    local CLI on the same home) or an UPDATE by hand must still refuse the very next request."""
+    server = TokenStore(StateDB(tmp_path / "state.sqlite"))
+    _, first = server.create(name="a", role="analyst", datasets=["d1"])
+    record, second = server.create(name="b", role="auditor")
+    for _ in range(3):  # the rows are now in memory
+        server.authenticate(first)
+        server.authenticate(second)
+    cli = TokenStore(StateDB(tmp_path / "state.sqlite"))  # another connection, like the local CLI
+    cli.revoke(record.id)
+    with pytest.raises(NotAuthorized):
+        server.authenticate(second)
+    assert server.authenticate(first).role is Role.ANALYST
+    raw = sqlite3.connect(tmp_path / "state.sqlite")
+    with raw:
+        past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+        raw.execute("UPDATE tokens SET expires_at = ?", (past,))
+    raw.close()
+    with pytest.raises(NotAuthorized):
+        server.authenticate(first)
+
+
+def test_own_revocation_and_expiry_with_remembered_rows(store: TokenStore) -> None:
+    record, secret = store.create(name="a", role="admin", expires_at=datetime.now(UTC) + timedelta(days=1))
+    assert store.authenticate(secret).role is Role.ADMIN
+    assert store.authenticate(secret).role is Role.ADMIN  # from memory
+    store.revoke(record.id)
+    with pytest.raises(NotAuthorized):
+        store.authenticate(secret)
