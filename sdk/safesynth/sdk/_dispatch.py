@@ -23,7 +23,9 @@ from typing import Any, overload
 
 import httpx
 
-__all__ = ["URL_CACHE_SIZE", "RequestFactory", "asend", "gateway_transport", "send"]
+from safesynth.sdk._stdlib_transport import StdlibTransport
+
+__all__ = ["URL_CACHE_SIZE", "RequestFactory", "asend", "gateway_transport", "send", "sync_transport"]
 
 #: Distinct paths whose parsed URL is kept (a client reuses a few: per dataset, job, release).
 URL_CACHE_SIZE = 256
@@ -102,6 +104,22 @@ def gateway_transport(
     transport = choose(httpx.URL(base_url))
     wanted = httpx.BaseTransport if isinstance(http, httpx.Client) else httpx.AsyncBaseTransport
     return transport if isinstance(transport, wanted) else None
+
+
+def sync_transport(http: httpx.Client, base_url: str, *, given: bool) -> httpx.BaseTransport | None:
+    """What the sync client sends on: for a plain-http gateway reached without a proxy on httpx's own
+    pool (no ``transport`` given), a :class:`StdlibTransport` in front of that pool; else the transport
+    httpx would use (:func:`gateway_transport`)."""
+    transport = gateway_transport(http, base_url)
+    url = httpx.URL(base_url)
+    if (
+        not given
+        and transport is getattr(http, "_transport", None)  # not a proxy mount
+        and isinstance(transport, httpx.HTTPTransport)
+        and url.scheme == "http"
+    ):
+        return StdlibTransport(url.host, url.port or 80, fallback=transport)
+    return transport
 
 
 def _prepare(http: httpx.Client | httpx.AsyncClient, request: httpx.Request) -> None:

@@ -27,7 +27,7 @@ from pydantic import BaseModel
 
 from safesynth.sdk import _calls as calls
 from safesynth.sdk import routes
-from safesynth.sdk._dispatch import RequestFactory, gateway_transport, send
+from safesynth.sdk._dispatch import RequestFactory, send, sync_transport
 from safesynth.sdk._http import (
     RETRY_STATUSES,
     ClientConfig,
@@ -41,6 +41,7 @@ from safesynth.sdk._http import (
     retry_after_seconds,
 )
 from safesynth.sdk._sse import iter_sse_jobs
+from safesynth.sdk._stdlib_transport import StdlibTransport
 from safesynth.sdk.errors import ConnectionFailed, InvalidRequest, InvalidResponse, JobFailed, WaitTimeout
 from safesynth.sdk.models import (
     CANARY_AUDIT,
@@ -115,8 +116,8 @@ class Client:
             follow_redirects=False,
         )
         self._requests = RequestFactory(self._http)
-        #: The transport httpx would use for the gateway (None: send through ``self._http``).
-        self._transport = gateway_transport(self._http, self.config.base_url)
+        #: What requests go out on (None: through ``self._http``); see :func:`sync_transport`.
+        self._transport = sync_transport(self._http, self.config.base_url, given=transport is not None)
         self._sleep: Callable[[float], None] = time.sleep
         self.datasets = Datasets(self)
         self.jobs = Jobs(self)
@@ -134,6 +135,8 @@ class Client:
 
     def close(self) -> None:
         """Close the connection pool."""
+        if isinstance(self._transport, StdlibTransport):  # httpx closes the transports it holds
+            self._transport.close()
         self._http.close()
 
     def __repr__(self) -> str:

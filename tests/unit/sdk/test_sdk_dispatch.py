@@ -9,11 +9,14 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,8 +24,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from safesynth.sdk import AsyncClient, Client, ConnectionFailed, routes
+from safesynth.sdk import AsyncClient, BudgetExhausted, Client, ConnectionFailed, ServerError, routes
 from safesynth.sdk._dispatch import URL_CACHE_SIZE, RequestFactory
+from safesynth.sdk._stdlib_transport import StdlibTransport
 from safesynth.sdk.client import _with_timeout
 
 TOKEN = "tok-" + "b" * 40
@@ -108,18 +112,30 @@ def test_url_cache_is_bounded() -> None:
 def test_clients_send_on_the_transport_httpx_would_use(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
+    # plain http, no proxy: http.client in front of httpx's own pool (which keeps anything else)
     with Client(base_url="http://127.0.0.1:8765", token=TOKEN) as client:
-        assert isinstance(client._transport, httpx.HTTPTransport)
-        assert client._transport is client._http._transport_for_url(httpx.URL(client.config.base_url))
+        assert isinstance(client._transport, StdlibTransport)
+        assert client._transport._fallback is client._http._transport_for_url(
+            httpx.URL(client.config.base_url)
+        )
+    # https: always httpx's pool (TLS stays httpx's)
+    with Client(base_url="https://gw.example", token=TOKEN) as tls:
+        assert isinstance(tls._transport, httpx.HTTPTransport)
+    # a transport given by the caller is used as it is
+    given = httpx.HTTPTransport()
+    with Client(base_url="http://127.0.0.1:8765", token=TOKEN, transport=given) as own:
+        assert own._transport is given
     aclient = AsyncClient(base_url="http://127.0.0.1:8765", token=TOKEN)
     assert isinstance(aclient._transport, httpx.AsyncHTTPTransport)
     asyncio.run(aclient.close())
     # An environment proxy still applies: the proxy's transport is the one used, as through httpx.
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
-    with Client(base_url="https://gw.example", token=TOKEN) as proxied:
-        assert proxied._transport is not None
-        assert proxied._transport is not proxied._http._transport
-        assert proxied._transport is proxied._http._transport_for_url(httpx.URL("https://gw.example"))
+    for base in ("https://gw.example", "http://gw.example"):
+        with Client(base_url=base, token=TOKEN, allow_insecure=True) as proxied:
+            assert proxied._transport is not None
+            assert proxied._transport is not proxied._http._transport
+            assert proxied._transport is proxied._http._transport_for_url(httpx.URL(base))
 
 
 def test_client_timeout_rides_on_each_request_and_can_be_overridden() -> None:
@@ -140,45 +156,76 @@ def test_closed_client_refuses_to_send() -> None:
 
 # ------------------------------------------------------------------------------------- a real server
 
+CSV = b"a,b\n" + b"".join(b"%d,x\n" % i for i in range(2000))
+
 
 @dataclass
 class Seen:
-    """What the loopback server saw."""
+    """What the loopback server saw, and switches for how it answers."""
 
     requests: list[tuple[str, str, dict[str, str], bytes]] = field(default_factory=list)
-    connections: set[int] = field(default_factory=set)  # client ports
-    #: behaviour switches
+    connections: set[int] = field(default_factory=set)  # the clients' ephemeral ports
     gzip: bool = False
-    close_after_response: bool = False
+    close_after_response: bool = False  # drop each kept-alive connection without saying so
     delay: float = 0.0
+    busy: int = 0  # answer this many 503s (Retry-After: 0) first
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    seen: Seen
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         return
 
-    def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length", "0"))
-        body = self.rfile.read(length) if length else b""
-        seen = self.server.seen  # type: ignore[attr-defined]
-        seen.requests.append((self.command, self.path, dict(self.headers.items()), body))
-        seen.connections.add(self.client_address[1])  # the client's ephemeral port: one per connection
-        if seen.delay:
-            time.sleep(seen.delay)
-        payload = json.dumps(RESULT).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
+    def _send(self, status: int, payload: bytes, ctype: str = "application/json", **headers: str) -> None:
+        seen: Seen = self.server.seen  # type: ignore[attr-defined]
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
         if seen.gzip:
             payload = gzip.compress(payload)
             self.send_header("Content-Encoding", "gzip")
+        for name, value in headers.items():
+            self.send_header(name.replace("_", "-"), value)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(length) if length else b""
+        seen: Seen = self.server.seen  # type: ignore[attr-defined]
+        with seen.lock:
+            seen.requests.append((self.command, self.path, dict(self.headers.items()), body))
+            seen.connections.add(self.client_address[1])
+            busy, seen.busy = seen.busy, max(0, seen.busy - 1)
+        if seen.delay:
+            time.sleep(seen.delay)
+        if busy:
+            self._send(503, json.dumps({"detail": "busy"}).encode(), Retry_After="0")
+        elif self.path == "/v1/datasets/broke/queries":
+            problem = {"type": "about:blank", "title": "t", "status": 409, "code": "budget_exhausted"}
+            self._send(409, json.dumps(problem).encode(), "application/problem+json")
+        elif self.path == "/v1/datasets/short/budget":  # declares more than it sends, then hangs up
+            self.send_response(200)
+            self.send_header("Content-Length", "500")
+            self.end_headers()
+            self.wfile.write(b'{"dataset"')
+            self.close_connection = True
+            return
+        elif self.path.startswith("/v1/releases/"):  # a chunked download
+            self.send_response(200)
+            self.send_header("Content-Type", "text/csv")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for start in range(0, len(CSV), 7000):
+                part = CSV[start : start + 7000]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            self.wfile.write(b"0\r\n\r\n")
+        else:
+            self._send(200, json.dumps(RESULT).encode())
         self.wfile.flush()
-        if seen.close_after_response:  # drops the kept-alive connection without saying so
+        if seen.close_after_response:
             self.close_connection = True
 
     def do_GET(self) -> None:
@@ -204,13 +251,31 @@ def server() -> Iterator[tuple[str, Seen]]:
         thread.join(5)
 
 
-def _query(client: Client, i: int) -> float | None:
-    return client.query("ds", "count", epsilon=0.1, purpose="test", filters=[("a", "ge", i)]).value
+@pytest.fixture(params=["stdlib", "httpcore"])
+def connect(request: pytest.FixtureRequest) -> Callable[..., Client]:
+    """A client on the default transport (http.client) or on httpx's own pool: both must behave alike."""
+
+    def make(url: str, **kwargs: Any) -> Client:
+        if request.param == "httpcore":
+            kwargs["transport"] = httpx.HTTPTransport()
+        client = Client(base_url=url, token=TOKEN, **kwargs)
+        client._sleep = lambda _s: None
+        expected = StdlibTransport if request.param == "stdlib" else httpx.HTTPTransport
+        assert isinstance(client._transport, expected)
+        return client
+
+    return make
 
 
-def test_queries_over_a_real_socket_reuse_one_connection(server: tuple[str, Seen]) -> None:
+def _query(client: Client, i: int, dataset: str = "ds") -> float | None:
+    return client.query(dataset, "count", epsilon=0.1, purpose="test", filters=[("a", "ge", i)]).value
+
+
+def test_queries_over_a_real_socket_reuse_one_connection(
+    server: tuple[str, Seen], connect: Callable[..., Client]
+) -> None:
     url, seen = server
-    with Client(base_url=url, token=TOKEN) as client:
+    with connect(url) as client:
         assert [_query(client, i) for i in range(5)] == [12.5] * 5
     assert len(seen.connections) == 1
     keys = set()
@@ -225,18 +290,20 @@ def test_queries_over_a_real_socket_reuse_one_connection(server: tuple[str, Seen
     assert len(keys) == 5  # a fresh idempotency key per logical query
 
 
-def test_gzip_answers_are_decoded(server: tuple[str, Seen]) -> None:
+def test_gzip_answers_are_decoded(server: tuple[str, Seen], connect: Callable[..., Client]) -> None:
     url, seen = server
     seen.gzip = True
-    with Client(base_url=url, token=TOKEN) as client:
+    with connect(url) as client:
         assert _query(client, 1) == 12.5
     assert "gzip" in seen.requests[0][2]["Accept-Encoding"]
 
 
-def test_a_connection_the_server_dropped_is_not_reused(server: tuple[str, Seen]) -> None:
+def test_a_connection_the_server_dropped_is_not_reused(
+    server: tuple[str, Seen], connect: Callable[..., Client]
+) -> None:
     url, seen = server
     seen.close_after_response = True
-    with Client(base_url=url, token=TOKEN, max_retries=0) as client:
+    with connect(url, max_retries=0) as client:
         for i in range(3):
             time.sleep(0.05)  # the server has closed the previous connection by now
             # max_retries=0: nothing is retried, so a reused stale socket would fail the call
@@ -244,12 +311,68 @@ def test_a_connection_the_server_dropped_is_not_reused(server: tuple[str, Seen])
     assert len(seen.connections) == 3
 
 
-def test_read_timeout_is_enforced_on_the_direct_path(server: tuple[str, Seen]) -> None:
+def test_read_timeout_is_enforced(server: tuple[str, Seen], connect: Callable[..., Client]) -> None:
     url, seen = server
     seen.delay = 1.0
-    client = Client(base_url=url, token=TOKEN, timeout=0.2, max_retries=0)
+    client = connect(url, timeout=0.2, max_retries=0)
     with client, pytest.raises(ConnectionFailed, match="ReadTimeout"):
         client.budget("ds")
+
+
+def test_problems_and_retries_over_a_real_socket(
+    server: tuple[str, Seen], connect: Callable[..., Client]
+) -> None:
+    url, seen = server
+    with connect(url, max_retries=2) as client:
+        with pytest.raises(BudgetExhausted):
+            _query(client, 1, dataset="broke")
+        seen.busy = 2
+        assert _query(client, 2, dataset="busy") == 12.5
+        busy = [r for r in seen.requests if r[1] == "/v1/datasets/busy/queries"]
+        assert len(busy) == 3 and len({r[2][routes.IDEMPOTENCY_HEADER] for r in busy}) == 1
+        seen.busy = 5
+        with pytest.raises(ServerError):
+            _query(client, 3, dataset="busy")
+
+
+def test_a_truncated_answer_is_an_error_not_a_short_body(
+    server: tuple[str, Seen], connect: Callable[..., Client]
+) -> None:
+    url, _seen = server
+    with connect(url, max_retries=0) as client:
+        with pytest.raises(ConnectionFailed, match="RemoteProtocolError"):
+            client.budget("short")
+        assert _query(client, 1) == 12.5  # the pool recovers
+
+
+def test_chunked_downloads_stream(
+    server: tuple[str, Seen], connect: Callable[..., Client], tmp_path: Path
+) -> None:
+    url, _seen = server
+    with connect(url) as client:
+        assert client.releases.content("ab" * 32, format="csv") == CSV
+        path = client.releases.download("ab" * 32, tmp_path / "r.csv", format="csv")
+        assert path.read_bytes() == CSV
+        assert _query(client, 1) == 12.5
+
+
+def test_nothing_listening_is_connection_failed(connect: Callable[..., Client]) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening: connections are refused
+        with connect(f"http://127.0.0.1:{port}", max_retries=1) as client:
+            with pytest.raises(ConnectionFailed, match="cannot reach"):
+                client.budget("ds")
+            assert client.health() is False
+
+
+def test_threads_share_the_pool(server: tuple[str, Seen], connect: Callable[..., Client]) -> None:
+    url, seen = server
+    with connect(url) as client, ThreadPoolExecutor(8) as pool:
+        values = list(pool.map(lambda i: _query(client, i), range(80)))
+    assert values == [12.5] * 80
+    assert 1 <= len(seen.connections) <= 8
+    assert len(seen.requests) == 80
 
 
 def test_async_client_over_a_real_socket(server: tuple[str, Seen]) -> None:
