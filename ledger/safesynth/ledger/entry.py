@@ -66,6 +66,12 @@ def decimal_string(value: Decimal | int | float | str) -> str:
     Floats are converted through their shortest round-trip ``repr``, so every Python reader agrees.
     NaN and infinities are refused.
     """
+    if type(value) is float:
+        text = repr(value)
+        if "e" not in text and "n" not in text:  # plain digits (no exponent, not nan/inf): as below
+            if "." in text:
+                text = text.rstrip("0").rstrip(".")
+            return "0" if text == "-0" else text
     if isinstance(value, bool):
         raise InvalidEntryError("a boolean is not a privacy figure")
     try:
@@ -169,12 +175,15 @@ def format_timestamp(moment: datetime) -> str:
 
 
 def utc_now() -> str:
-    """The current time as an entry timestamp."""
-    return format_timestamp(datetime.now(UTC))
+    """The current time as an entry timestamp (:func:`format_timestamp` of now)."""
+    # isoformat of an aware UTC datetime with microseconds: "YYYY-MM-DDTHH:MM:SS.ffffff+00:00"
+    return datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 # Outside these characters, sorting by code point equals RFC 8785's sorting by UTF-16 code unit.
 _NEEDS_JCS = re.compile("[\ud800-\uffff]")
+# json.dumps with these arguments builds this very encoder on every call.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def _jcs(plain: Any) -> bytes:
@@ -185,8 +194,8 @@ def _jcs(plain: Any) -> bytes:
     code-point and UTF-16 key order could differ; those rare texts go through the rfc8785 package.
     A property test checks the two agree.
     """
-    text = json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    if _NEEDS_JCS.search(text):
+    text = _ENCODER.encode(plain)
+    if not text.isascii() and _NEEDS_JCS.search(text):
         return bytes(rfc8785.dumps(plain))
     return text.encode("utf-8")
 

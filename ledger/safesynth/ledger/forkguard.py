@@ -9,6 +9,7 @@ checkpoint at the side file's size differs from it (a fork) is refused.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,13 @@ def guard_path(store_path: Path) -> Path:
     return store_path.with_name(store_path.name + ".checkpoint")
 
 
+@functools.lru_cache(maxsize=64)
+def _paths(store_path: Path, pid: int) -> tuple[str, str, str]:
+    """(side file, its lock file, this process's temporary file) as strings: built once per store."""
+    path = guard_path(store_path)
+    return str(path), f"{path}.lock", f"{path}.tmp.{pid}"
+
+
 def _size_of(note_text: str) -> int:
     lines = note_text.split("\n", 2)
     try:
@@ -35,8 +43,7 @@ def _size_of(note_text: str) -> int:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    lock = path.with_name(path.name + ".lock")
+def _locked(lock: str) -> Iterator[None]:
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         if fcntl is not None:
@@ -48,21 +55,24 @@ def _locked(path: Path) -> Iterator[None]:
 
 def read_guard(store_path: Path) -> str | None:
     """The side file's signed note text, or None if there is none."""
-    path = guard_path(store_path)
+    return _read(_paths(store_path, os.getpid())[0])
+
+
+def _read(path: str) -> str | None:
     try:
-        return path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as file:  # noqa: PTH123 - a str path: no Path per commit
+            return file.read()
     except FileNotFoundError:
         return None
 
 
 def write_guard(store_path: Path, note_text: str) -> None:
     """Replace the side file with ``note_text`` if it is for a larger tree (atomic, durable)."""
-    path = guard_path(store_path)
-    with _locked(path):
-        current = read_guard(store_path)
+    path, lock, tmp = _paths(store_path, os.getpid())
+    with _locked(lock):
+        current = _read(path)
         if current is not None and _size_of(current) >= _size_of(note_text):
             return
-        tmp = path.with_name(f"{path.name}.tmp.{os.getpid()}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             os.write(fd, note_text.encode("utf-8"))
@@ -72,4 +82,4 @@ def write_guard(store_path: Path, note_text: str) -> None:
         # No fsync of the directory: if a crash loses the rename, the side file is simply the previous
         # checkpoint, still behind the store (whose COMMIT was durable before this write began), which
         # is safe. The data fsync above is what matters: a surviving name never points at a torn file.
-        tmp.replace(path)
+        os.replace(tmp, path)  # noqa: PTH105 - str paths, built once per store

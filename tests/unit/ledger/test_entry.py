@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from decimal import Decimal
 
 import pytest
@@ -139,3 +140,28 @@ def test_canonical_json_key_order_is_utf16() -> None:
     obj = {"\U0001f600": 1, "\ufb01": 2, "a": 3, "\x7f": 4, "\u2028": '\x01\x1f"\\'}
     assert canonical_json(obj) == rfc8785.dumps(obj)
     assert canonical_json(obj).index("\U0001f600".encode()) < canonical_json(obj).index("\ufb01".encode())
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_decimal_string_of_a_float_equals_the_decimal_normalized_form(value: float) -> None:
+    """The float fast path (repr without exponent) gives exactly Decimal(repr).normalize() in
+    fixed-point notation, the definition the slow path implements."""
+    text = format(Decimal(repr(value)).normalize(), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    if text in ("-0", ""):
+        text = "0"
+    assert decimal_string(value) == text
+    assert Decimal(decimal_string(value)) == Decimal(repr(value))
+
+
+def test_utc_now_has_the_entry_timestamp_form() -> None:
+    from datetime import UTC, datetime
+
+    from safesynth.ledger.entry import format_timestamp, utc_now
+
+    before = format_timestamp(datetime.now(UTC))
+    now = utc_now()
+    after = format_timestamp(datetime.now(UTC))
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z", now)
+    assert before <= now <= after
