@@ -1,11 +1,16 @@
 """An httpx transport over the standard library's ``http.client`` for a plain-http gateway.
 
 Why: on loopback the client's CPU per DP statistic is mostly HTTP/1.1 bookkeeping, and httpx's default
-transport (httpcore over the pure-Python h11 state machine) spends about twice what ``http.client``
-does per request. The SDK talks to one gateway, usually on ``http://127.0.0.1``; for that origin the
-sync :class:`~safesynth.sdk.Client` sends through this transport, and httpx stays the API (requests,
-responses, exceptions, timeouts are httpx's). Anything else (https, another origin, a chunked upload)
-goes to the ``fallback`` transport (the one httpx built), so TLS is always httpx's.
+transport (httpcore over the pure-Python h11 state machine) spends about twice what this does per
+request. The SDK talks to one gateway, usually on ``http://127.0.0.1``; for that origin the sync
+:class:`~safesynth.sdk.Client` sends through this transport, and httpx stays the API (requests,
+responses, exceptions, timeouts are httpx's). Anything else (https, another origin, a streamed or
+multipart upload) goes to the ``fallback`` transport (the one httpx built), so TLS is always httpx's.
+
+The request head is written in one ``sendall`` with the body (names, values, method and target checked
+for characters that could split the message: :class:`httpx.LocalProtocolError`, nothing sent); the
+answer is parsed by :class:`http.client.HTTPResponse` (status line, headers, Content-Length, chunked
+bodies, ``Connection: close``). A body shorter than its Content-Length is an error, not a short body.
 
 Behaviour kept from httpx's pool: keep-alive with at most ``max_keepalive`` idle connections, idle
 ones dropped after ``keepalive_expiry`` seconds or when the server closed them (checked before reuse),
@@ -17,7 +22,9 @@ timeouts from the request's ``timeout`` extension. Errors are httpx's: ``Connect
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import re
 import socket
 import threading
 import time
@@ -30,6 +37,10 @@ __all__ = ["StdlibTransport"]
 
 _CHUNK = 65536
 _DEFAULT_TIMEOUTS: dict[str, float | None] = {"connect": 5.0, "read": 30.0, "write": 30.0, "pool": 30.0}
+#: RFC 9110 tokens (method, header name); header values and the target must not split the message.
+_NOT_TOKEN = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]|^$").search
+_BAD_VALUE = re.compile(rb"[\x00\r\n]").search
+_BAD_TARGET = re.compile(rb"[\x00-\x20\x7f]|^$").search
 
 
 def _closed_by_peer(sock: socket.socket) -> bool:
@@ -46,18 +57,41 @@ def _closed_by_peer(sock: socket.socket) -> bool:
     return True
 
 
+def _head(request: httpx.Request) -> bytes:
+    """The request line and headers, checked; raises LocalProtocolError before anything is sent."""
+    method = request.method.encode("ascii", "replace")
+    target = request.url.raw_path
+    if _NOT_TOKEN(method) or _BAD_TARGET(target):
+        raise httpx.LocalProtocolError(f"illegal method or target: {method!r} {target!r}", request=request)
+    lines = [b"%s %s HTTP/1.1\r\n" % (method, target)]
+    for name, value in request.headers.raw:
+        if _NOT_TOKEN(name) or _BAD_VALUE(value):
+            raise httpx.LocalProtocolError(f"illegal header {name!r}", request=request)
+        lines.append(b"%s: %s\r\n" % (name, value))
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
+def _host_first(raw: list[tuple[bytes, bytes]]) -> bool:
+    return bool(raw) and raw[0][0].lower() == b"host"
+
+
 class _Connection:
-    """One kept-alive ``http.client`` connection and when it went idle."""
+    """One kept-alive socket and when it went idle."""
 
-    __slots__ = ("conn", "idle_since")
+    __slots__ = ("idle_since", "sock")
 
-    def __init__(self, conn: http.client.HTTPConnection) -> None:
-        self.conn = conn
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
         self.idle_since = 0.0
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
 
 
 class _Body(httpx.SyncByteStream):
-    """A response body read from ``http.client``; closing it returns the connection to the pool."""
+    """A response body read through ``http.client``; closing it returns the connection to the pool."""
 
     __slots__ = ("_conn", "_done", "_request", "_response", "_transport")
 
@@ -98,6 +132,7 @@ class _Body(httpx.SyncByteStream):
     def _fail(self) -> None:
         if not self._done:
             self._done = True
+            self._response.close()
             self._transport._discard(self._conn)
 
     def close(self) -> None:
@@ -136,8 +171,19 @@ class StdlibTransport(httpx.BaseTransport):
         self._closed = False
 
     # ------------------------------------------------------------------------------------ the pool
+    def _connect(self, request: httpx.Request, timeout: float | None) -> _Connection:
+        try:
+            sock = socket.create_connection((self._host, self._port), timeout)
+        except TimeoutError as exc:
+            raise httpx.ConnectTimeout(str(exc) or "timed out", request=request) from exc
+        except OSError as exc:
+            raise httpx.ConnectError(str(exc), request=request) from exc
+        with contextlib.suppress(OSError):  # small messages: no Nagle delay (as http.client, httpcore)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return _Connection(sock)
+
     def _checkout(self, request: httpx.Request, timeouts: dict[str, Any]) -> _Connection:
-        """An idle live connection, or a new connected one."""
+        """An idle live connection, or a new connected one (holding one of the pool's slots)."""
         if not self._slots.acquire(timeout=timeouts.get("pool")):
             raise httpx.PoolTimeout("no free connection in the pool", request=request)
         try:
@@ -146,20 +192,11 @@ class StdlibTransport(httpx.BaseTransport):
                 with self._lock:
                     idle = self._idle.pop() if self._idle else None
                 if idle is None:
-                    break
-                sock = idle.conn.sock
-                if now - idle.idle_since > self._expiry or sock is None or _closed_by_peer(sock):
-                    idle.conn.close()
+                    return self._connect(request, timeouts.get("connect"))
+                if now - idle.idle_since > self._expiry or _closed_by_peer(idle.sock):
+                    idle.close()
                     continue
                 return idle
-            conn = http.client.HTTPConnection(self._host, self._port, timeout=timeouts.get("connect"))
-            try:
-                conn.connect()
-            except TimeoutError as exc:
-                raise httpx.ConnectTimeout(str(exc) or "timed out", request=request) from exc
-            except OSError as exc:
-                raise httpx.ConnectError(str(exc), request=request) from exc
-            return _Connection(conn)
         except BaseException:
             self._slots.release()
             raise
@@ -171,23 +208,24 @@ class StdlibTransport(httpx.BaseTransport):
             if keep:
                 self._idle.append(connection)
         if not keep:
-            connection.conn.close()
+            connection.close()
         self._slots.release()
 
     def _discard(self, connection: _Connection) -> None:
-        connection.conn.close()
+        connection.close()
         self._slots.release()
 
     # ------------------------------------------------------------------------------------ httpx API
     def handles(self, request: httpx.Request) -> bool:
-        """True when this transport sends ``request`` itself (plain http to its origin, no chunking)."""
+        """True when this transport sends ``request`` itself: plain http to its origin, a body given as
+        bytes (so never chunked), and a ``Host`` header first (as every httpx-built request has)."""
         url = request.url
         return (
             url.scheme == "http"
             and url.host == self._host
             and (url.port or 80) == self._port
-            and "Host" in request.headers
-            and "Transfer-Encoding" not in request.headers
+            and isinstance(request.stream, httpx.ByteStream)
+            and _host_first(request.headers.raw)
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -196,33 +234,33 @@ class StdlibTransport(httpx.BaseTransport):
         if self._closed:
             raise RuntimeError("the transport is closed")
         timeouts = {**_DEFAULT_TIMEOUTS, **request.extensions.get("timeout", {})}
-        body = request.read()
+        message = _head(request) + request.read()
         connection = self._checkout(request, timeouts)
-        conn = connection.conn
-        sock = conn.sock
+        sock = connection.sock
         try:
             try:
                 sock.settimeout(timeouts.get("write"))
-                target = request.url.raw_path.decode("ascii")
-                conn.putrequest(request.method, target, skip_host=True, skip_accept_encoding=True)
-                for name, value in request.headers.raw:
-                    conn.putheader(name, value)
-                conn.endheaders(body if body else None)
+                sock.sendall(message)
             except TimeoutError as exc:
                 raise httpx.WriteTimeout(str(exc) or "timed out", request=request) from exc
-            except ValueError as exc:  # an illegal header name or value: nothing was sent
-                raise httpx.LocalProtocolError(str(exc), request=request) from exc
-            except (OSError, http.client.HTTPException) as exc:
+            except OSError as exc:
                 raise httpx.WriteError(repr(exc), request=request) from exc
+            response = http.client.HTTPResponse(sock, method=request.method)
             try:
                 sock.settimeout(timeouts.get("read"))
-                response = conn.getresponse()
-            except TimeoutError as exc:
-                raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
-            except http.client.HTTPException as exc:  # RemoteDisconnected, BadStatusLine, too long ...
-                raise httpx.RemoteProtocolError(repr(exc), request=request) from exc
-            except OSError as exc:
-                raise httpx.ReadError(repr(exc), request=request) from exc
+                response.begin()
+            except BaseException:
+                response.close()  # its reader holds the socket open until closed
+                raise
+        except TimeoutError as exc:
+            self._discard(connection)
+            raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
+        except http.client.HTTPException as exc:  # RemoteDisconnected, BadStatusLine, too long ...
+            self._discard(connection)
+            raise httpx.RemoteProtocolError(repr(exc), request=request) from exc
+        except OSError as exc:
+            self._discard(connection)
+            raise httpx.ReadError(repr(exc), request=request) from exc
         except BaseException:
             self._discard(connection)
             raise
@@ -240,4 +278,4 @@ class StdlibTransport(httpx.BaseTransport):
             self._closed = True
             idle, self._idle = self._idle, []
         for connection in idle:
-            connection.conn.close()
+            connection.close()

@@ -389,3 +389,27 @@ def test_async_client_over_a_real_socket(server: tuple[str, Seen]) -> None:
     assert asyncio.run(run()) == [12.5] * 3
     assert len(seen.connections) == 1
     assert all(r[2][routes.IDEMPOTENCY_HEADER] for r in seen.requests)
+
+
+def test_header_injection_is_refused_before_anything_is_sent(
+    server: tuple[str, Seen], connect: Callable[..., Client]
+) -> None:
+    url, seen = server
+    with connect(url, max_retries=0) as client:
+        with pytest.raises(ConnectionFailed, match="LocalProtocolError"):
+            client.submit("ds", epsilon=1.0, purpose="p", idempotency_key="k\r\nX-Evil: 1")
+        assert _query(client, 1) == 12.5  # the connection is still usable
+    assert [r[1] for r in seen.requests] == ["/v1/datasets/ds/queries"]
+    assert all("X-Evil" not in r[2] for r in seen.requests)
+
+
+def test_stdlib_transport_refuses_illegal_heads() -> None:
+    transport = StdlibTransport("127.0.0.1", 9, fallback=httpx.MockTransport(lambda r: httpx.Response(500)))
+    for headers in ({"X-A": "v\nw"}, {"X A": "v"}, {"X-A": "v\x00"}):
+        request = httpx.Request("GET", "http://127.0.0.1:9/x", headers={"Host": "127.0.0.1:9", **headers})
+        with pytest.raises(httpx.LocalProtocolError):
+            transport.handle_request(request)
+    # not its origin, or not plain http: the fallback answers
+    assert transport.handle_request(httpx.Request("GET", "http://127.0.0.1:10/x")).status_code == 500
+    assert transport.handle_request(httpx.Request("GET", "https://127.0.0.1:9/x")).status_code == 500
+    transport.close()
