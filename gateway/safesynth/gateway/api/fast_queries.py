@@ -13,18 +13,17 @@ OpenAPI document and is the reference; a parity test sends every case to both):
 * ``Idempotency-Key`` of at most 200 characters;
 * the body parsed as JSON and validated as the SDK's ``QueryRequest`` (422 with the field errors,
   like FastAPI's validation errors);
-* the service call on the fast path's own thread pool (concurrent requests must run in parallel
-  threads so that the ledger's group commit can share one transaction among them);
+* the service call on the fast path's own worker threads (concurrent requests must run in parallel
+  threads so that the ledger's group commit can share one transaction among them), handed over
+  by :class:`~safesynth.gateway.api.handoff.ThreadHandoff` (cheaper than an executor);
 * every error through the app's problem handlers.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import re
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fastapi import FastAPI
@@ -34,6 +33,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
+from safesynth.gateway.api.handoff import ThreadHandoff
 from safesynth.gateway.api.limits import RateLimiter
 from safesynth.gateway.api.problems import problem_for, problem_response
 from safesynth.gateway.service.errors import GatewayUnavailable, NotAuthorized
@@ -61,7 +61,7 @@ class QueryFastPath:
     def __init__(self, *, max_bytes: int, threads: int) -> None:
         self.max_bytes = max_bytes
         self.threads = threads
-        self._executor: ThreadPoolExecutor | None = None
+        self._workers: ThreadHandoff | None = None
 
     @staticmethod
     def match(scope: Scope) -> str | None:
@@ -71,17 +71,17 @@ class QueryFastPath:
         found = _PATH.match(scope.get("path", ""))
         return None if found is None else found.group(1)
 
-    def executor(self) -> ThreadPoolExecutor:
-        """The fast path's thread pool (created on first use)."""
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="safesynth-query")
-        return self._executor
+    def workers(self) -> ThreadHandoff:
+        """The fast path's worker threads (created on first use)."""
+        if self._workers is None:
+            self._workers = ThreadHandoff(self.threads, name="safesynth-query")
+        return self._workers
 
     def close(self) -> None:
-        """Stop the thread pool (running calls finish)."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)
-            self._executor = None
+        """Stop the worker threads (running and queued calls finish)."""
+        if self._workers is not None:
+            self._workers.close()
+            self._workers = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, dataset: str) -> None:
         try:
@@ -187,7 +187,7 @@ class QueryFastPath:
         if errors or query is None:
             raise RequestValidationError(errors)
         call = functools.partial(gateway.query_text, principal, dataset, query, idempotency_key=key)
-        answer = await asyncio.get_running_loop().run_in_executor(self.executor(), call)
+        answer = await self.workers().call(call)
         return answer.encode("utf-8")
 
 
