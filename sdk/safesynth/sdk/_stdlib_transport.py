@@ -1,16 +1,16 @@
-"""An httpx transport over the standard library's ``http.client`` for a plain-http gateway.
+"""An httpx transport for a plain-http gateway: pooled sockets, one send per request, a lean parser.
 
 Why: on loopback the client's CPU per DP statistic is mostly HTTP/1.1 bookkeeping, and httpx's default
-transport (httpcore over the pure-Python h11 state machine) spends about twice what this does per
-request. The SDK talks to one gateway, usually on ``http://127.0.0.1``; for that origin the sync
+transport (httpcore over the pure-Python h11 state machine) spends two to three times what this does
+per request. The SDK talks to one gateway, usually on ``http://127.0.0.1``; for that origin the sync
 :class:`~safesynth.sdk.Client` sends through this transport, and httpx stays the API (requests,
 responses, exceptions, timeouts are httpx's). Anything else (https, another origin, a streamed or
 multipart upload) goes to the ``fallback`` transport (the one httpx built), so TLS is always httpx's.
 
-The request head is written in one ``sendall`` with the body (names, values, method and target checked
+The request head is written with the body in one ``sendall`` (method, target, names and values checked
 for characters that could split the message: :class:`httpx.LocalProtocolError`, nothing sent); the
-answer is parsed by :class:`http.client.HTTPResponse` (status line, headers, Content-Length, chunked
-bodies, ``Connection: close``). A body shorter than its Content-Length is an error, not a short body.
+answer is read by :mod:`safesynth.sdk._http11` (status, headers, Content-Length or chunked framing,
+``Connection``). A body shorter than its Content-Length is an error, not a short body.
 
 Behaviour kept from httpx's pool: keep-alive with at most ``max_keepalive`` idle connections, idle
 ones dropped after ``keepalive_expiry`` seconds or when the server closed them (checked before reuse),
@@ -23,19 +23,21 @@ timeouts from the request's ``timeout`` extension. Errors are httpx's: ``Connect
 from __future__ import annotations
 
 import contextlib
-import http.client
 import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from io import BufferedReader
 from typing import Any
 
 import httpx
 
+from safesynth.sdk._http11 import BodyReader, ProtocolError, ResponseHead, read_head
+
 __all__ = ["StdlibTransport"]
 
-_CHUNK = 65536
+_VERSIONS = {0: b"HTTP/1.0", 1: b"HTTP/1.1"}
 _DEFAULT_TIMEOUTS: dict[str, float | None] = {"connect": 5.0, "read": 30.0, "write": 30.0, "pool": 30.0}
 #: RFC 9110 tokens (method, header name); header values and the target must not split the message.
 _NOT_TOKEN = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]|^$").search
@@ -91,40 +93,35 @@ class _Connection:
 
 
 class _Body(httpx.SyncByteStream):
-    """A response body read through ``http.client``; closing it returns the connection to the pool."""
+    """A response body as it arrives; closing it returns the connection to the pool when reusable."""
 
-    __slots__ = ("_conn", "_done", "_request", "_response", "_transport")
+    __slots__ = ("_conn", "_done", "_fp", "_head", "_reader", "_request", "_transport")
 
     def __init__(
         self,
         transport: StdlibTransport,
         conn: _Connection,
-        response: http.client.HTTPResponse,
+        fp: BufferedReader,
+        head: ResponseHead,
         request: httpx.Request,
     ) -> None:
         self._transport = transport
         self._conn = conn
-        self._response = response
+        self._fp = fp
+        self._head = head
+        self._reader = BodyReader(fp, head)
         self._request = request
         self._done = False
 
     def __iter__(self) -> Iterator[bytes]:
-        response = self._response
         try:
-            while True:
-                chunk = response.read1(_CHUNK)
-                if not chunk:
-                    break
-                yield chunk
-            if response.length:  # the connection ended before the declared Content-Length
-                raise http.client.IncompleteRead(b"", response.length)
-            response.close()  # complete: releases the reader, the socket stays with the connection
+            yield from self._reader
         except TimeoutError as exc:
             self._fail()
             raise httpx.ReadTimeout(str(exc) or "timed out", request=self._request) from exc
-        except http.client.HTTPException as exc:
+        except ProtocolError as exc:
             self._fail()
-            raise httpx.RemoteProtocolError(repr(exc), request=self._request) from exc
+            raise httpx.RemoteProtocolError(str(exc), request=self._request) from exc
         except OSError as exc:
             self._fail()
             raise httpx.ReadError(repr(exc), request=self._request) from exc
@@ -132,23 +129,22 @@ class _Body(httpx.SyncByteStream):
     def _fail(self) -> None:
         if not self._done:
             self._done = True
-            self._response.close()
+            self._fp.close()
             self._transport._discard(self._conn)
 
     def close(self) -> None:
         if self._done:
             return
         self._done = True
-        response = self._response
-        if response.isclosed() and not response.will_close:  # read to the end: reusable
+        self._fp.close()  # the reader only: the socket stays with the connection
+        if self._reader.complete and self._head.keep_alive:
             self._transport._release(self._conn)
         else:
-            response.close()
             self._transport._discard(self._conn)
 
 
 class StdlibTransport(httpx.BaseTransport):
-    """Sends ``http://host:port`` requests with ``http.client``; everything else to ``fallback``."""
+    """Sends ``http://host:port`` requests itself; everything else to ``fallback``."""
 
     def __init__(
         self,
@@ -178,7 +174,7 @@ class StdlibTransport(httpx.BaseTransport):
             raise httpx.ConnectTimeout(str(exc) or "timed out", request=request) from exc
         except OSError as exc:
             raise httpx.ConnectError(str(exc), request=request) from exc
-        with contextlib.suppress(OSError):  # small messages: no Nagle delay (as http.client, httpcore)
+        with contextlib.suppress(OSError):  # small messages: no Nagle delay (as httpcore does)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return _Connection(sock)
 
@@ -245,32 +241,30 @@ class StdlibTransport(httpx.BaseTransport):
                 raise httpx.WriteTimeout(str(exc) or "timed out", request=request) from exc
             except OSError as exc:
                 raise httpx.WriteError(repr(exc), request=request) from exc
-            response = http.client.HTTPResponse(sock, method=request.method)
+            fp = sock.makefile("rb")
             try:
                 sock.settimeout(timeouts.get("read"))
-                response.begin()
+                head = read_head(fp, request.method)
             except BaseException:
-                response.close()  # its reader holds the socket open until closed
+                fp.close()  # the reader holds the socket open until closed
                 raise
         except TimeoutError as exc:
             self._discard(connection)
             raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
-        except http.client.HTTPException as exc:  # RemoteDisconnected, BadStatusLine, too long ...
+        except ProtocolError as exc:  # a dropped connection, a malformed answer
             self._discard(connection)
-            raise httpx.RemoteProtocolError(repr(exc), request=request) from exc
+            raise httpx.RemoteProtocolError(str(exc), request=request) from exc
         except OSError as exc:
             self._discard(connection)
             raise httpx.ReadError(repr(exc), request=request) from exc
         except BaseException:
             self._discard(connection)
             raise
-        version = b"HTTP/1.1" if response.version == 11 else b"HTTP/1.0"
         return httpx.Response(
-            response.status,
-            # http.client decodes header bytes as latin-1: encoding back gives the bytes as sent
-            headers=[(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.getheaders()],
-            stream=_Body(self, connection, response, request),
-            extensions={"http_version": version, "reason_phrase": response.reason.encode("latin-1")},
+            head.status,
+            headers=head.headers,
+            stream=_Body(self, connection, fp, head, request),
+            extensions={"http_version": _VERSIONS[head.version], "reason_phrase": head.reason},
         )
 
     def close(self) -> None:
