@@ -12,6 +12,7 @@ changed. The ledger stays the only authority.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 __all__ = ["EntrySource", "LedgerView", "Projection", "read_entries", "read_entry"]
 
 S = TypeVar("S")
+
+_FIELD_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
 class EntrySource(Protocol):
@@ -124,6 +127,25 @@ class LedgerView:
         if entry is None:
             raise LedgerError(f"no entry {seq}")
         return entry
+
+    def payload_value(self, seq: int, name: str) -> Any:
+        """One top-level field of entry ``seq``'s payload (None if absent), read by SQLite's JSON
+        functions without parsing the whole entry in Python (a check's cheap look at one field)."""
+        if not _FIELD_RE.match(name):
+            raise LedgerError(f"{name!r} is not a plain payload field name")
+        row = (
+            self._c()
+            .execute(
+                "SELECT json_extract(body, '$.payload.' || ?) FROM entries WHERE seq = ?",
+                (name, seq),
+            )
+            .fetchone()
+            if 0 <= seq < self._size
+            else None
+        )
+        if row is None:
+            raise LedgerError(f"no entry {seq}")
+        return row[0]
 
     def leaf_hash(self, seq: int) -> bytes:
         """The leaf hash of entry ``seq``."""

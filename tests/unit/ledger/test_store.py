@@ -299,3 +299,34 @@ def test_threads_are_group_committed(store: LedgerStore) -> None:
     assert not errors
     assert store.size == 160
     assert store.full_check().size == 160
+
+
+def test_a_check_reads_one_payload_field_of_an_earlier_entry_of_its_batch(store: LedgerStore) -> None:
+    """LedgerView.payload_value: the field as parsed from the entry (strings, integers, absent), for
+    committed entries and for earlier entries of the same group commit; nothing past the view."""
+    from safesynth.ledger.errors import LedgerError
+    from safesynth.ledger.store import AppendRequest
+
+    store.append("spend/v1", {"spend_id": "ab12", "n": 7, "nested": {"spend_id": "x"}}, actor="a")
+    seen: list[object] = []
+
+    def look(view: LedgerView) -> None:
+        for seq in range(view.size):
+            entry = view.get(seq)
+            assert view.payload_value(seq, "spend_id") == entry.payload.get("spend_id")
+            seen.append(view.payload_value(seq, "spend_id"))
+        assert view.payload_value(0, "n") == 7
+        assert view.payload_value(0, "missing") is None
+        with pytest.raises(LedgerError):
+            view.payload_value(view.size, "spend_id")
+        with pytest.raises(LedgerError):
+            view.payload_value(0, "a.b")  # not a plain field name
+
+    results = store.append_many(
+        [
+            AppendRequest("spend/v1", {"spend_id": "cd34"}, "a", None),
+            AppendRequest("spend/v1", {"other": "1"}, "a", look),
+        ]
+    )
+    assert all(not isinstance(r, Exception) for r in results)
+    assert seen == ["ab12", "cd34"]

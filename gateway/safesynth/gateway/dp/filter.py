@@ -228,6 +228,8 @@ class PrivacyFilter:
         """(RDP vector on the filter grid, delta, exact pure epsilon or None, GDP mu^2 or None) of a
         request's events."""
         leaves = flatten(events)
+        if len(leaves) == 1:  # most requests: the leaf's cached cost itself (its curve is read-only)
+            return self._leaf_cost(leaves[0])
         total = np.zeros_like(self._orders)
         dl = 0.0
         pure: Fraction | None = Fraction(0)

@@ -154,7 +154,7 @@ class Admission:
         if tail is not None and size0 < tail[0] <= view.size:
             after, spend_id, tail_state = tail
             try:
-                if view.get(after - 1).payload.get("spend_id") == spend_id:
+                if view.payload_value(after - 1, "spend_id") == spend_id:
                     return after, tail_state
             except Exception:  # noqa: S110 - any doubt: fold from the committed cache instead
                 pass
