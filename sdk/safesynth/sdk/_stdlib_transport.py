@@ -38,6 +38,7 @@ from safesynth.sdk._http11 import BodyReader, ProtocolError, ResponseHead, read_
 __all__ = ["StdlibTransport"]
 
 _VERSIONS = {0: b"HTTP/1.0", 1: b"HTTP/1.1"}
+_LINE_CACHE_SIZE = 256
 _DEFAULT_TIMEOUTS: dict[str, float | None] = {"connect": 5.0, "read": 30.0, "write": 30.0, "pool": 30.0}
 #: RFC 9110 tokens (method, header name); header values and the target must not split the message.
 _NOT_TOKEN = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]|^$").search
@@ -59,17 +60,27 @@ def _closed_by_peer(sock: socket.socket) -> bool:
     return True
 
 
-def _head(request: httpx.Request) -> bytes:
-    """The request line and headers, checked; raises LocalProtocolError before anything is sent."""
+def _head(request: httpx.Request, lines_seen: dict[tuple[bytes, bytes], bytes]) -> bytes:
+    """The request line and headers, checked; raises LocalProtocolError before anything is sent.
+
+    ``lines_seen`` caches checked header lines (a client repeats most of its headers on every request).
+    """
     method = request.method.encode("ascii", "replace")
     target = request.url.raw_path
     if _NOT_TOKEN(method) or _BAD_TARGET(target):
         raise httpx.LocalProtocolError(f"illegal method or target: {method!r} {target!r}", request=request)
     lines = [b"%s %s HTTP/1.1\r\n" % (method, target)]
-    for name, value in request.headers.raw:
-        if _NOT_TOKEN(name) or _BAD_VALUE(value):
-            raise httpx.LocalProtocolError(f"illegal header {name!r}", request=request)
-        lines.append(b"%s: %s\r\n" % (name, value))
+    for field in request.headers.raw:
+        line = lines_seen.get(field)
+        if line is None:
+            name, value = field
+            if _NOT_TOKEN(name) or _BAD_VALUE(value):
+                raise httpx.LocalProtocolError(f"illegal header {name!r}", request=request)
+            line = b"%s: %s\r\n" % field
+            if len(lines_seen) >= _LINE_CACHE_SIZE:
+                lines_seen.clear()
+            lines_seen[field] = line
+        lines.append(line)
     lines.append(b"\r\n")
     return b"".join(lines)
 
@@ -165,6 +176,7 @@ class StdlibTransport(httpx.BaseTransport):
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max_connections)
         self._closed = False
+        self._lines: dict[tuple[bytes, bytes], bytes] = {}
 
     # ------------------------------------------------------------------------------------ the pool
     def _connect(self, request: httpx.Request, timeout: float | None) -> _Connection:
@@ -230,7 +242,7 @@ class StdlibTransport(httpx.BaseTransport):
         if self._closed:
             raise RuntimeError("the transport is closed")
         timeouts = {**_DEFAULT_TIMEOUTS, **request.extensions.get("timeout", {})}
-        message = _head(request) + request.read()
+        message = _head(request, self._lines) + request.read()
         connection = self._checkout(request, timeouts)
         sock = connection.sock
         try:
@@ -271,5 +283,6 @@ class StdlibTransport(httpx.BaseTransport):
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
+            self._lines.clear()
         for connection in idle:
             connection.close()

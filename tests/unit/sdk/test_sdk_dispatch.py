@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from safesynth.sdk import AsyncClient, BudgetExhausted, Client, ConnectionFailed, ServerError, routes
 from safesynth.sdk._dispatch import URL_CACHE_SIZE, RequestFactory
-from safesynth.sdk._stdlib_transport import StdlibTransport
+from safesynth.sdk._stdlib_transport import StdlibTransport, _head
 from safesynth.sdk.client import _with_timeout
 
 TOKEN = "tok-" + "b" * 40
@@ -412,4 +412,18 @@ def test_stdlib_transport_refuses_illegal_heads() -> None:
     # not its origin, or not plain http: the fallback answers
     assert transport.handle_request(httpx.Request("GET", "http://127.0.0.1:10/x")).status_code == 500
     assert transport.handle_request(httpx.Request("GET", "https://127.0.0.1:9/x")).status_code == 500
+    transport.close()
+
+
+def test_checked_header_lines_are_cached_within_bounds() -> None:
+    transport = StdlibTransport("127.0.0.1", 9, fallback=httpx.MockTransport(lambda r: httpx.Response(500)))
+    seen: dict[tuple[bytes, bytes], bytes] = {}
+    for i in range(1000):
+        request = httpx.Request("GET", "http://127.0.0.1:9/x", headers={"Host": "h", "X-Key": f"k{i}"})
+        head = _head(request, seen)
+        assert head == b"GET /x HTTP/1.1\r\nHost: h\r\nX-Key: k%d\r\n\r\n" % i
+        assert len(seen) <= 256
+    with pytest.raises(httpx.LocalProtocolError):
+        _head(httpx.Request("GET", "http://127.0.0.1:9/x", headers={"Host": "h", "X-Key": "a\rb"}), seen)
+    assert all(b"\r" not in value for _name, value in seen)
     transport.close()
