@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import uuid
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -142,8 +142,8 @@ def resolve_config(
 
 
 def new_idempotency_key() -> str:
-    """A fresh random key for one logical POST (reused across its retries)."""
-    return uuid.uuid4().hex
+    """A fresh random key for one logical POST (reused across its retries): 128 random bits, 32 hex."""
+    return secrets.token_hex(16)
 
 
 def is_retryable_request(request: httpx.Request) -> bool:

@@ -6,6 +6,7 @@ can never add a path segment.
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import quote
 
 __all__ = [
@@ -99,6 +100,8 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 
+@functools.lru_cache(maxsize=1024)
 def path(template: str, **values: str | int) -> str:
-    """Fill ``template`` with percent-encoded ``values`` (no ``/`` survives encoding)."""
+    """Fill ``template`` with percent-encoded ``values`` (no ``/`` survives encoding); remembers the last
+    1024 paths (a client asks for the same few again and again)."""
     return template.format(**{key: quote(str(value), safe="") for key, value in values.items()})

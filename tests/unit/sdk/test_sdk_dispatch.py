@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import httpx
 import pytest
@@ -26,6 +27,7 @@ from hypothesis import strategies as st
 
 from safesynth.sdk import AsyncClient, BudgetExhausted, Client, ConnectionFailed, ServerError, routes
 from safesynth.sdk._dispatch import URL_CACHE_SIZE, RequestFactory
+from safesynth.sdk._http import new_idempotency_key
 from safesynth.sdk._stdlib_transport import StdlibTransport, _head
 from safesynth.sdk.client import _with_timeout
 
@@ -416,7 +418,6 @@ def test_stdlib_transport_refuses_illegal_heads() -> None:
 
 
 def test_checked_header_lines_are_cached_within_bounds() -> None:
-    transport = StdlibTransport("127.0.0.1", 9, fallback=httpx.MockTransport(lambda r: httpx.Response(500)))
     seen: dict[tuple[bytes, bytes], bytes] = {}
     for i in range(1000):
         request = httpx.Request("GET", "http://127.0.0.1:9/x", headers={"Host": "h", "X-Key": f"k{i}"})
@@ -426,4 +427,20 @@ def test_checked_header_lines_are_cached_within_bounds() -> None:
     with pytest.raises(httpx.LocalProtocolError):
         _head(httpx.Request("GET", "http://127.0.0.1:9/x", headers={"Host": "h", "X-Key": "a\rb"}), seen)
     assert all(b"\r" not in value for _name, value in seen)
-    transport.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(dataset=_segment, job=st.one_of(_segment, st.integers(0, 10**9)))
+def test_paths_encode_each_value_into_one_segment(dataset: str, job: str | int) -> None:
+    for _ in range(2):  # the second call comes from the cache: same answer
+        got = routes.path(routes.DATASET_QUERIES, dataset=dataset)
+        assert got.startswith("/v1/datasets/") and got.endswith("/queries")
+        segment = got.removeprefix("/v1/datasets/").removesuffix("/queries")
+        assert "/" not in segment and unquote(segment) == dataset
+        assert routes.path(routes.JOB, job=job) == "/v1/jobs/" + quote(str(job), safe="")
+
+
+def test_idempotency_keys_are_fresh_128_bit_hex() -> None:
+    keys = {new_idempotency_key() for _ in range(1000)}
+    assert len(keys) == 1000
+    assert all(len(k) == 32 and int(k, 16) >= 0 for k in keys)
