@@ -18,6 +18,7 @@ compares them).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, overload
 
@@ -31,6 +32,7 @@ __all__ = ["URL_CACHE_SIZE", "RequestFactory", "asend", "gateway_transport", "se
 URL_CACHE_SIZE = 256
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _CLOSED = "Cannot send a request, as the client has been closed."
+_HTTPX_LOG = logging.getLogger("httpx")
 
 
 class RequestFactory:
@@ -122,6 +124,19 @@ def sync_transport(http: httpx.Client, base_url: str, *, given: bool) -> httpx.B
     return transport
 
 
+def _logged(request: httpx.Request, response: httpx.Response) -> None:
+    """The line httpx's own client logs for each request (logger ``httpx``, INFO), kept for parity."""
+    if _HTTPX_LOG.isEnabledFor(logging.INFO):
+        _HTTPX_LOG.info(
+            'HTTP Request: %s %s "%s %d %s"',
+            request.method,
+            request.url,
+            response.http_version,
+            response.status_code,
+            response.reason_phrase,
+        )
+
+
 def _prepare(http: httpx.Client | httpx.AsyncClient, request: httpx.Request) -> None:
     if http.is_closed:
         raise RuntimeError(_CLOSED)
@@ -140,6 +155,7 @@ def send(
         exc.request = request
         raise
     response.request = request
+    _logged(request, response)
     if not stream:
         try:
             response.read()
@@ -166,6 +182,7 @@ async def asend(
         exc.request = request
         raise
     response.request = request
+    _logged(request, response)
     if not stream:
         try:
             await response.aread()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import logging
 import socket
 import threading
 import time
@@ -444,3 +445,14 @@ def test_idempotency_keys_are_fresh_128_bit_hex() -> None:
     keys = {new_idempotency_key() for _ in range(1000)}
     assert len(keys) == 1000
     assert all(len(k) == 32 and int(k, 16) >= 0 for k in keys)
+
+
+def test_each_request_is_logged_as_httpx_logs_it(
+    server: tuple[str, Seen], connect: Callable[..., Client], caplog: pytest.LogCaptureFixture
+) -> None:
+    url, _seen = server
+    with caplog.at_level(logging.INFO, logger="httpx"), connect(url) as client:
+        _query(client, 1)
+        _query(client, 2)
+    lines = [r.getMessage() for r in caplog.records if r.name == "httpx"]
+    assert lines == [f'HTTP Request: POST {url}/v1/datasets/ds/queries "HTTP/1.1 200 OK"'] * 2
