@@ -163,6 +163,8 @@ _GDP_CASES = [
     (10.0, 1e-5),
     (40.0, 1e-9),
     (100.0, 1e-10),
+    (1000.0, 1e-5),  # the second term's slope underflows next to the first: bisection steps
+    (3000.0, 1e-12),
 ]
 
 

@@ -142,8 +142,9 @@ def _newton_root(m: float, log_t: float, lo: float, hi: float, x: float) -> floa
                 lo = x
             else:
                 hi = x
-            # (log delta)' = delta' / delta = -e^lb / (e^la r)
-            nxt = x + g * r / math.exp(lb - la)
+            # (log delta)' = delta' / delta = -e^lb / (e^la r); a slope that underflows: bisect
+            ratio = math.exp(lb - la)
+            nxt = x + g * r / ratio if ratio > 0.0 else 0.5 * (lo + hi)
             if not lo < nxt < hi:
                 nxt = 0.5 * (lo + hi)
         if abs(nxt - x) <= 1e-14 * x or hi - lo <= 1e-14 * hi:
