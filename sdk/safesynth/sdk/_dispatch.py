@@ -10,7 +10,11 @@ features (bearer header, no cookies, no redirects followed), so this module does
   ``Connection``, ``User-Agent``, ``Authorization``), with the client's timeout;
 * :func:`send` and :func:`asend` hand a request to the transport ``httpx`` itself would have chosen for
   the gateway's URL (the connection pool, a proxy from the environment, or a test transport), and read
-  the body unless streaming, closing the response on any failure, as ``httpx.Client.send`` does.
+  the body unless streaming, closing the response on any failure, as ``httpx.Client.send`` does
+  (logging the same ``httpx`` INFO line);
+* :func:`sync_transport` puts :class:`~safesynth.sdk._stdlib_transport.StdlibTransport` in front of
+  httpx's pool for a plain-http gateway reached without a proxy (the sync client; the async client
+  keeps httpx's pool).
 
 Both clients use the same factory; the wire bytes are the same as through ``httpx.Client`` (a test
 compares them).

@@ -91,7 +91,8 @@ class AsyncClient:
     ``max_retries``: retries of idempotent calls (GETs, and POSTs sent with an Idempotency-Key, which
     the gateway deduplicates) on connection errors and 429/502/503/504. A token is never sent over
     plain http to a non-loopback host unless ``allow_insecure=True``. ``verify``: TLS verification (True,
-    or an ``ssl.SSLContext`` trusting a private CA). ``transport`` is for tests.
+    or an ``ssl.SSLContext`` trusting a private CA). ``transport`` (tests, or to opt out of the SDK's own
+    plain-http transport) is used as given.
     """
 
     def __init__(
