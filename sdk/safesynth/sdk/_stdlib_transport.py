@@ -35,7 +35,11 @@ import httpx
 
 from safesynth.sdk._http11 import BodyReader, ProtocolError, ResponseHead, read_head
 
-__all__ = ["StdlibTransport"]
+__all__ = ["KEEPALIVE_EXPIRY", "StdlibTransport"]
+
+#: Seconds an idle connection is kept: under uvicorn's 5 s keep-alive timeout, so the client does not
+#: reuse a connection the server is closing at that moment (httpx's pool uses 5 s).
+KEEPALIVE_EXPIRY = 4.0
 
 _VERSIONS = {0: b"HTTP/1.0", 1: b"HTTP/1.1"}
 _LINE_CACHE_SIZE = 256
@@ -165,7 +169,7 @@ class StdlibTransport(httpx.BaseTransport):
         fallback: httpx.BaseTransport,
         max_connections: int = 100,
         max_keepalive: int = 20,
-        keepalive_expiry: float = 5.0,
+        keepalive_expiry: float = KEEPALIVE_EXPIRY,
     ) -> None:
         self._host = host
         self._port = port

@@ -456,3 +456,25 @@ def test_each_request_is_logged_as_httpx_logs_it(
         _query(client, 2)
     lines = [r.getMessage() for r in caplog.records if r.name == "httpx"]
     assert lines == [f'HTTP Request: POST {url}/v1/datasets/ds/queries "HTTP/1.1 200 OK"'] * 2
+
+
+def test_idle_connections_expire(server: tuple[str, Seen]) -> None:
+    url, seen = server
+    base = httpx.URL(url)
+    assert base.port is not None
+    fallback = httpx.MockTransport(lambda r: httpx.Response(500))
+    transport = StdlibTransport(base.host, base.port, fallback=fallback, keepalive_expiry=0.2)
+
+    def get() -> None:
+        request = httpx.Request("GET", url + "/v1/info", headers={"Host": base.netloc.decode()})
+        response = transport.handle_request(request)
+        assert response.status_code == 200 and response.read()
+        response.close()
+
+    get()
+    get()
+    assert len(seen.connections) == 1  # reused while fresh
+    time.sleep(0.3)
+    get()
+    assert len(seen.connections) == 2  # expired: a new connection
+    transport.close()
