@@ -559,7 +559,7 @@ LABELS = {
     "adaptive": "ours, adaptive",
     "independent": "independent floor",
     "mst": "MST (mbi)",
-    "mst-variant": "MST variant (earlier runs: 1-/2-way/selection 50/47/3 %, not the reference split)",
+    "mst-variant": "MST variant (non-reference split)",
 }
 
 
@@ -669,8 +669,8 @@ def plot(summary: list[dict[str, Any]], real: dict[str, float], path: Path) -> N
     axes[1].set_ylabel("mean 2-way TVD (lower is better)")
     axes[2].set_ylabel("HGB AUC, train synthetic / test real")
     axes[3].set_ylabel("HGB AUC")
-    axes[1].legend()
-    axes[2].legend()
+    axes[1].legend(fontsize=7)
+    axes[2].legend(fontsize=7)
     fig.suptitle("Tabular engine on UCI Adult (mean of seeds, error bars: sd)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
