@@ -65,31 +65,32 @@ def _table(n: int) -> pd.DataFrame:
 NOTES = [
     "- What one DP statistic costs. Every answer is durable in the ledger first: a `BEGIN IMMEDIATE`",
     "  transaction with `synchronous=FULL` (an fsync at COMMIT) plus the ledger's fork-guard side file",
-    "  (write, fsync, rename). In the in-process sequential run that waiting is the `waiting` figure above,",
-    "  so one client in sequence is I/O-bound.",
+    "  (write, fsync, rename), and a signed checkpoint per entry. In the in-process sequential run that",
+    "  waiting is the `waiting` figure above, so one client in sequence is I/O-bound.",
     "- Concurrent requests share that I/O: the ledger group-commits (one transaction, one fsync for every",
-    "  append queued meanwhile), so with 4+ clients the limit becomes CPU. The service alone (in-process,",
-    "  8 threads) answers more than 300 distinct DP queries/s with p99 under 50 ms; over HTTP the server",
-    "  process and the client share the same 2 cores.",
+    "  append queued meanwhile), so with 4+ clients the limit becomes CPU. The server is one Python process",
+    "  (GIL): it answers at most 1000 / (server CPU ms per request) requests/s, and the client's CPU comes",
+    "  from the same 2 cores.",
+    "- Where the CPU went down this session (same-moment before/after runs; per-call timings of the changed",
+    "  code): the SDK's sync client sends plain-http requests over its own pooled socket transport behind",
+    "  httpx's transport API, with requests built from cached URLs and headers (client CPU per request",
+    "  about 2 ms -> 0.5-1 ms); on the server, the reported GDP epsilon in pure math (60-120 -> 16 us),",
+    "  the answer serialized once for the cache, the idempotency record and the response, token rows",
+    "  reused while SQLite's `data_version` is unchanged, cheaper ledger entry building, a `SimpleQueue`",
+    "  hand-off to the fast path's worker threads (`ThreadHandoff`) instead of `run_in_executor`: server",
+    "  CPU per request about 4 -> 3 ms at the same moment.",
     "- `POST /v1/datasets/{id}/queries` is served by a fast path in front of FastAPI's middleware stack",
-    "  (plain ASGI messages, its own body limit and thread pool; same auth, limits, validation and",
+    "  (plain ASGI messages, its own body limit and worker threads; same auth, limits, validation and",
     "  problems as the documented route, checked by a parity test) on uvicorn with httptools+uvloop.",
-    "  With it the event-loop side fell from about 26% to 19% of the server's Python time (py-spy, GIL",
-    "  samples); the rest is the service: the ledger append about 35% (of which the filter's decision",
-    "  about 10%), the statistic about 7%, the answer cache and idempotency store about 8%.",
-    "- The ceiling on 2 cores with the client on the same machine: the server is one Python process",
-    "  (GIL), so it answers at most 1000 / (server CPU ms per request) requests/s, and the client's CPU",
-    "  per request (httpx: URL parsing, headers, h11) comes from the same 2 cores. Server + client CPU",
-    "  per request in the table is 5.7-7.5 ms, so 2 cores reach 300 req/s only at full use: the goal is",
-    "  not met here (best row above). The same code measured 248 req/s at 2.75 ms server CPU per request",
-    "  earlier in the session on a faster moment of this shared host (see the speed probe).",
+    "- The shared host's single-core speed changes within minutes (the speed probe): CPU per request and",
+    "  req/s move with it, so rows of one run are comparable, runs at different moments less so.",
     "- Synthesis jobs: the SDK waits with a long poll (`GET /v1/jobs/{id}?wait=S` answers at the job's",
     "  next change), so no polling delay is added. What remains is a fixed cost per job (the spend",
-    "  transaction before the 202, the `release/v1` entry, the state database, about 0.05-0.1 s here)",
-    "  plus the release's Parquet encoding and durable write, which grow with the rows. On the tabular",
-    "  benchmark's workload (Adult, 32,561 rows) that is under 5% of the job; on sub-second jobs it is",
-    "  not (the table). `safesynth serve` imports what a first job needs at start-up, so the first job",
-    "  does not pay 1-2 s of imports.",
+    "  transaction before the 202, the `release/v1` entry, the state database: a few hundredths of a",
+    "  second) plus the release's Parquet encoding and durable write, which grow with the rows. Job times",
+    "  vary by several percent from run to run on this host, so the two sides run in alternating order",
+    "  and the median of the paired differences is reported beside the difference of the medians.",
+    "  `safesynth serve` imports what a first job needs at start-up.",
 ]
 
 
@@ -280,7 +281,7 @@ def _bench_health(url: str, n: int = 300) -> dict[str, float]:
 
 
 #: Synthesis jobs per size and side (direct, gateway), alternating; medians are reported.
-REPEATS = 5
+REPEATS = 7
 
 
 def bench_synthesis(
@@ -299,8 +300,8 @@ def bench_synthesis(
     direct: list[float] = []
     via: list[float] = []
     encode: list[float] = []
-    for i in range(REPEATS):
-        epsilon = 1.0 + 0.01 * i  # a fresh plan each time on both sides (the gateway caches plans)
+
+    def run_direct(epsilon: float) -> None:
         start = time.perf_counter()
         plan = engine.plan(schema, SynthesisRequest(engine="tabular", epsilon=epsilon, delta=1e-6, rows=rows))
         output = engine.run(plan, schema, frame, EngineContext(rng=RandomSource.secure()))
@@ -308,6 +309,8 @@ def bench_synthesis(
         start = time.perf_counter()
         hashlib.sha256(to_parquet_bytes(output.table)).hexdigest()  # what the release store does first
         encode.append(time.perf_counter() - start)
+
+    def run_via(epsilon: float) -> None:
         start = time.perf_counter()
         submitted = client.submit(
             dataset, engine="tabular", rows=rows, epsilon=epsilon, delta=1e-6, purpose="benchmark"
@@ -315,7 +318,14 @@ def bench_synthesis(
         job = client.jobs.wait(submitted.id)  # long polls: answered when the job is final
         via.append(time.perf_counter() - start)
         assert job.state == "succeeded", job
+
+    for i in range(REPEATS):
+        epsilon = 1.0 + 0.01 * i  # a fresh plan each time on both sides (the gateway caches plans)
+        # Alternate which side goes first, so that drifts of the shared host's speed cancel in pairs.
+        for side in (run_direct, run_via) if i % 2 == 0 else (run_via, run_direct):
+            side(epsilon)
     d, v = statistics.median(direct), statistics.median(via)
+    paired = statistics.median(100 * (b - a) / a for a, b in zip(direct, via, strict=True))
     return {
         "dataset": dataset,
         "table_rows": len(frame),
@@ -324,6 +334,7 @@ def bench_synthesis(
         "engine_direct_seconds_median": round(d, 3),
         "via_gateway_seconds_median": round(v, 3),
         "overhead_percent": round(100 * (v - d) / d, 1),
+        "paired_overhead_percent_median": round(paired, 1),
         "release_encoding_seconds_median": round(statistics.median(encode), 3),
         "note": "gateway time includes queueing, the spend transaction, Parquet storage of the release, "
         "the release/v1 entry and the client's long poll of the job; both sides synthesize from the same "
@@ -424,11 +435,12 @@ def render(result: dict[str, Any], out: Path = RESULTS) -> None:
         lines += [
             f"Synthesis jobs (tabular, epsilon 1, medians of {REPEATS}): the engine's plan + run called "
             "directly against the same job through the gateway and the SDK "
-            "(`client.submit` + `client.jobs.wait`).",
+            "(`client.submit` + `client.jobs.wait`), one after the other in alternating order.",
             "",
             "| data set | table rows x columns | synthetic rows | engine directly s | through the gateway s "
-            "| overhead | of which Parquet encoding of the release s |",
-            "|---|---|---|---|---|---|---|",
+            "| overhead (of the medians) | median of paired overheads | of which Parquet encoding of the "
+            "release s |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for job in synthesis:
             extra = job["via_gateway_seconds_median"] - job["engine_direct_seconds_median"]
@@ -437,6 +449,7 @@ def render(result: dict[str, Any], out: Path = RESULTS) -> None:
                 f"{job.get('table_rows', 5000)} x {job.get('columns', 4)} | "
                 f"{job['rows']} | {job['engine_direct_seconds_median']} | "
                 f"{job['via_gateway_seconds_median']} | {job['overhead_percent']}% (+{extra:.3f} s) | "
+                f"{job.get('paired_overhead_percent_median', '-')}% | "
                 f"{job.get('release_encoding_seconds_median', '-')} |"
             )
         lines += ["", f"{synthesis[0]['note']}.", ""]
