@@ -28,9 +28,20 @@ from typing import Any, overload
 
 import httpx
 
+from safesynth.sdk import _calls as calls
+from safesynth.sdk import routes
+from safesynth.sdk._http import encode_body, new_idempotency_key
 from safesynth.sdk._stdlib_transport import StdlibTransport
 
-__all__ = ["URL_CACHE_SIZE", "RequestFactory", "asend", "gateway_transport", "send", "sync_transport"]
+__all__ = [
+    "URL_CACHE_SIZE",
+    "RequestFactory",
+    "asend",
+    "build_call",
+    "gateway_transport",
+    "send",
+    "sync_transport",
+]
 
 #: Distinct paths whose parsed URL is kept (a client reuses a few: per dataset, job, release).
 URL_CACHE_SIZE = 256
@@ -93,6 +104,32 @@ class RequestFactory:
         )
         request.read()  # the body is bytes already: makes request.content available, as httpx does
         return request
+
+
+def build_call(
+    http: httpx.Client | httpx.AsyncClient, requests: RequestFactory, call: calls.Call[Any], key: str | None
+) -> httpx.Request:
+    """The request for ``call`` (both clients): an Idempotency-Key on creating calls (``key`` or a fresh
+    one), multipart uploads through httpx, everything else through the cheap ``requests`` factory."""
+    headers: dict[str, str] = {}
+    if call.creates:
+        headers[routes.IDEMPOTENCY_HEADER] = key or new_idempotency_key()
+    if call.upload is not None and call.body is not None:
+        files = {"file": (call.upload.filename, call.upload.content, call.upload.content_type)}
+        data = {"metadata": calls.metadata_json(call.body)}
+        return http.build_request(
+            call.method, call.path, params=call.params, headers=headers, files=files, data=data
+        )
+    if call.body is None:
+        return requests.build(call.method, call.path, params=call.params, headers=headers)
+    return requests.build(
+        call.method,
+        call.path,
+        params=call.params,
+        headers=headers,
+        content=encode_body(call.body),
+        content_type="application/json",
+    )
 
 
 @overload

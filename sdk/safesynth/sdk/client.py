@@ -27,13 +27,12 @@ from pydantic import BaseModel
 
 from safesynth.sdk import _calls as calls
 from safesynth.sdk import routes
-from safesynth.sdk._dispatch import RequestFactory, send, sync_transport
+from safesynth.sdk._dispatch import RequestFactory, build_call, send, sync_transport
 from safesynth.sdk._http import (
     RETRY_STATUSES,
     ClientConfig,
     backoff_seconds,
     decode,
-    encode_body,
     error_from_response,
     is_retryable_request,
     new_idempotency_key,
@@ -145,25 +144,7 @@ class Client:
 
     # ------------------------------------------------------------------------------------ transport
     def _build(self, call: calls.Call[Any], key: str | None) -> httpx.Request:
-        headers: dict[str, str] = {}
-        if call.creates:
-            headers[routes.IDEMPOTENCY_HEADER] = key or new_idempotency_key()
-        if call.upload is not None and call.body is not None:
-            files = {"file": (call.upload.filename, call.upload.content, call.upload.content_type)}
-            data = {"metadata": calls.metadata_json(call.body)}
-            return self._http.build_request(
-                call.method, call.path, params=call.params, headers=headers, files=files, data=data
-            )
-        if call.body is None:
-            return self._requests.build(call.method, call.path, params=call.params, headers=headers)
-        return self._requests.build(
-            call.method,
-            call.path,
-            params=call.params,
-            headers=headers,
-            content=encode_body(call.body),
-            content_type="application/json",
-        )
+        return build_call(self._http, self._requests, call, key)
 
     def _dispatch(self, request: httpx.Request, stream: bool) -> httpx.Response:
         if self._transport is None:
