@@ -23,7 +23,9 @@ treated as public, as in the DP synthesis literature):
 * ``tree``: the tabular engine with ``model="tree"`` (MST-style spanning tree model in numpy);
 * ``independent``: the same engine with ``model="independent"`` (1-way marginals only): the floor;
 * ``mst``: MST (McKenna, Miklau & Sheldon 2021) with Private-PGM (``mbi`` 2.0, JAX), the reference
-  algorithm ported to mbi's 2.0 API, noise calibrated with our accountant to the same (epsilon, delta).
+  algorithm ported to mbi's 2.0 API (rho/3 each for the 1-ways, the selection and the 2-ways; a group of k
+  measurements shares its third: sigma * sqrt(k)), noise calibrated with our accountant to the same
+  (epsilon, delta).
 
 Metrics: mean 1-, 2- and 3-way total variation distance to the training data (numeric columns in 10
 quantile bins of the real training data; every column pair / triple), train-on-synthetic test-on-real
