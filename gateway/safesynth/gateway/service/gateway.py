@@ -767,20 +767,6 @@ class Gateway:
             self.query_text(principal, dataset, body, idempotency_key=idempotency_key)
         )
 
-    def query_json(
-        self,
-        principal: Principal,
-        dataset: str,
-        body: wire.QueryRequest,
-        *,
-        idempotency_key: str | None = None,
-    ) -> dict[str, Any]:
-        """:meth:`query`'s answer as the JSON form of a ``QueryResult``."""
-        answer: dict[str, Any] = json.loads(
-            self.query_text(principal, dataset, body, idempotency_key=idempotency_key)
-        )
-        return answer
-
     def query_text(
         self,
         principal: Principal,
