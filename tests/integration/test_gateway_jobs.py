@@ -165,6 +165,14 @@ def test_long_poll_answers_at_each_change_and_at_once_when_final(tmp_path: Path)
         assert final.json()["state"] == "succeeded"
         too_long = client.get(f"/v1/jobs/{job['id']}", params={"wait": 31})
         assert too_long.status_code == 422
+        # until=final: one answer, when the job is final (the stages in between wake nobody)
+        other = client.post("/v1/datasets/d1/syntheses", json={**SYNTH, "epsilon": 0.9}).json()
+        assert other["state"] in ("queued", "running")
+        final_only = client.get(f"/v1/jobs/{other['id']}", params={"wait": 30, "until": "final"})
+        assert final_only.status_code == 200 and final_only.json()["state"] == "succeeded"
+        assert final_only.json()["stage"] == "done"
+        bad = client.get(f"/v1/jobs/{other['id']}", params={"wait": 1, "until": "never"})
+        assert bad.status_code == 422 and bad.json()["code"] == "invalid_request"
         # the SDK waits with long polls too
         from safesynth.sdk import Client
 

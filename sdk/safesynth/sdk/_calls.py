@@ -297,9 +297,10 @@ query_body = _query_body
 # ---------------------------------------------------------------------------------------------- jobs
 
 
-def get_job(job: str, wait: float | None = None) -> Call[Job]:
-    """``wait``: long poll, the gateway answers at the job's next change or after ``wait`` seconds."""
-    return Call("GET", routes.path(routes.JOB, job=job), Job, params=_params(wait=wait))
+def get_job(job: str, wait: float | None = None, until: str | None = None) -> Call[Job]:
+    """``wait``: long poll, the gateway answers at the job's next change (``until="final"``: once the
+    job is final) or after ``wait`` seconds."""
+    return Call("GET", routes.path(routes.JOB, job=job), Job, params=_params(wait=wait, until=until))
 
 
 def list_jobs(dataset: str | None = None, state: str | None = None) -> Call[JobList]:

@@ -523,25 +523,32 @@ class Jobs(_Namespace):
     ) -> Job:
         """Wait until the job is final; return it when it succeeded, raise :class:`JobFailed` otherwise.
 
-        Long polls: the gateway answers at each change of the job (so the result is seen at once, and
-        ``progress`` sees every stage). Against a gateway that answers at once instead, it polls, at
-        most every ``poll_interval`` seconds. ``timeout`` (seconds, None = no limit) raises
-        :class:`WaitTimeout`; the job keeps running.
+        Long polls, so the result is seen at once: without ``progress`` the gateway answers only when
+        the job is final (one request for the whole wait, unless it is longer than a long poll); with
+        it, at each change of the job, so ``progress`` sees every stage. Against a gateway that answers
+        at once instead, it polls, at most every ``poll_interval`` seconds. ``timeout`` (seconds, None =
+        no limit) raises :class:`WaitTimeout`; the job keeps running.
         """
         report = progress_callback(progress)
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = min(0.1, poll_interval)
-        job = await self.get(job_id)
+        until = "change" if report is not None else "final"
+        # With a progress report the job's first state is shown at once; without, the first long poll
+        # answers at once when the job is already final.
+        job: Job | None = await self.get(job_id) if report is not None else None
         while True:
-            if report is not None:
-                report(job)
-            if job.done:
-                return _final(job)
+            if job is not None:
+                if report is not None:
+                    report(job)
+                if job.done:
+                    return _final(job)
             now = time.monotonic()
-            if deadline is not None and now >= deadline:
+            if job is not None and deadline is not None and now >= deadline:
                 raise WaitTimeout(f"job {job_id} still {job.state} after {timeout} s")
-            window = LONG_POLL_SECONDS if deadline is None else min(LONG_POLL_SECONDS, deadline - now)
-            call = calls.get_job(job_id, round(window, 3))
+            window = (
+                LONG_POLL_SECONDS if deadline is None else max(0.0, min(LONG_POLL_SECONDS, deadline - now))
+            )
+            call = calls.get_job(job_id, round(window, 3), until)
             response = await self._client._send(
                 _timed(functools.partial(self._client._build, call, None), window + 15.0)
             )

@@ -157,6 +157,28 @@ def test_synthesize_waits_and_downloads(tmp_path: Path) -> None:
     assert gw.sent("GET", f"/v1/releases/{SHA}/data")[0].url.params["format"] == "csv"
 
 
+def test_wait_without_progress_long_polls_until_final() -> None:
+    gw = synthesis_gateway()
+    with make_client(gw) as client:
+        done = client.jobs.wait("job-1", timeout=60)
+    assert done.state == "succeeded"
+    polls = gw.sent("GET", "/v1/jobs/job-1")
+    # no first plain read: every request is a long poll that asks for the final state only
+    assert [p.url.params["until"] for p in polls] == ["final"] * 3
+    assert all(0 < float(p.url.params["wait"]) <= 20 for p in polls)
+
+
+def test_wait_with_progress_long_polls_each_change() -> None:
+    gw = synthesis_gateway()
+    seen: list[Job] = []
+    with make_client(gw) as client:
+        client.jobs.wait("job-1", progress=seen.append)
+    polls = gw.sent("GET", "/v1/jobs/job-1")
+    assert "wait" not in polls[0].url.params  # the first state is shown at once
+    assert [p.url.params["until"] for p in polls[1:]] == ["change"] * 2
+    assert [j.progress for j in seen] == [0.3, 0.7, 1.0]
+
+
 def test_to_pandas_parses_the_release() -> None:
     gw = synthesis_gateway()
     with make_client(gw) as client:
@@ -445,6 +467,21 @@ def test_async_client_synthesizes(tmp_path: Path) -> None:
 
     release_id, data, seen = asyncio.run(run())
     assert release_id == SHA and data == CSV and seen == [0.3, 0.7, 1.0]
+
+
+def test_async_wait_without_progress_long_polls_until_final() -> None:
+    gw = synthesis_gateway()
+
+    async def nosleep(_seconds: float) -> None:
+        return None
+
+    async def run() -> Job:
+        async with AsyncClient(base_url=URL, token=TOKEN, transport=httpx.MockTransport(gw)) as client:
+            client._sleep = nosleep
+            return await client.jobs.wait("job-1")
+
+    assert asyncio.run(run()).state == "succeeded"
+    assert [p.url.params["until"] for p in gw.sent("GET", "/v1/jobs/job-1")] == ["final"] * 3
 
 
 def test_async_client_maps_errors() -> None:

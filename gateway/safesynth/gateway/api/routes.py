@@ -280,22 +280,38 @@ async def get_job(
             "final, or after this many seconds; 0 answers at once.",
         ),
     ] = 0.0,
+    until: Annotated[
+        Literal["change", "final"],
+        Query(
+            description="With `wait`: `change` (default) answers at the job's next change, `final` only "
+            "once the job is final (one request for a script that needs only the outcome).",
+        ),
+    ] = "change",
 ) -> wire.Job:
-    """A job's state, stage, progress and ETA (optionally after waiting for its next change)."""
+    """A job's state, stage, progress and ETA (optionally after waiting for its next change, or until
+    it is final)."""
     record = await run_in_threadpool(gateway.job_record, principal, job)  # visibility first
     if wait > 0 and not record.done:
         loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
         changed = asyncio.Event()
 
-        def wake() -> None:
-            loop.call_soon_threadsafe(changed.set)
+        def wake() -> None:  # called under the job manager's lock, after the change
+            if until == "change" or gateway.jobs.get(job).done:
+                loop.call_soon_threadsafe(changed.set)
 
         unsubscribe = gateway.jobs.subscribe(job, wake)
         try:
-            current = gateway.jobs.get(job)  # a change between the first read and subscribing
-            if current.version == record.version and not current.done:
+            while True:
+                changed.clear()
+                current = gateway.jobs.get(job)  # after subscribing: no change can be missed
+                if current.done or (until == "change" and current.version != record.version):
+                    break
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), timeout=wait)
+                    await asyncio.wait_for(changed.wait(), timeout=remaining)
         finally:
             unsubscribe()
     return await run_in_threadpool(gateway.get_job, principal, job)
