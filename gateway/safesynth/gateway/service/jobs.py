@@ -2,9 +2,11 @@
 
 A job is created only after its spend was admitted (the spend is recorded in the ledger first and is
 never refunded, whatever happens to the job). Its state lives in memory while the process runs and is
-written to the state database at every change of stage; progress within a stage is kept in memory
-(polling and server-sent events read it there). When the gateway restarts, jobs that were queued or
-running are marked ``failed`` (code ``gateway_restarted``); their spend stays.
+written to the state database at every change of state (queued, running, final); stages and progress
+within a run are kept in memory only (polling and server-sent events read them there, and a restart
+fails a running job whatever its stage), so a job's work pays no database write per stage. When the
+gateway restarts, jobs that were queued or running are marked ``failed`` (code ``gateway_restarted``);
+their spend stays.
 """
 
 from __future__ import annotations
@@ -261,7 +263,6 @@ class JobManager:
             if record.started_at is not None and fraction > 0.01:
                 elapsed = (_now() - record.started_at).total_seconds()
                 eta = max(0.0, elapsed / fraction * (1.0 - fraction))
-            stage_changed = stage != record.stage
             record = replace(
                 record,
                 stage=stage,
@@ -272,8 +273,6 @@ class JobManager:
             self._live[job_id] = record
             self._changed.notify_all()
             self._notify(job_id)
-        if stage_changed:
-            self._store(record)
 
     def _update(self, job_id: str, **changes: Any) -> JobRecord:
         with self._lock:

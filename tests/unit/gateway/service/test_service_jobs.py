@@ -52,6 +52,33 @@ def test_job_runs_reports_progress_and_succeeds(db: StateDB) -> None:
     manager.shutdown(grace_seconds=1)
 
 
+def test_states_are_stored_and_stages_stay_in_memory(db: StateDB) -> None:
+    manager = JobManager(db, workers=1, queue_size=4, per_principal=2)
+    inside = threading.Event()
+    go_on = threading.Event()
+
+    def work(handle: JobHandle) -> str:
+        handle.progress("fitting", 0.5)
+        inside.set()
+        assert go_on.wait(10)
+        return "e" * 64
+
+    manager.reserve("p1")
+    record = manager.submit(_record(manager), work)
+    assert inside.wait(10)
+    live, stored = (
+        manager.get(record.id),
+        JobManager(db, workers=1, queue_size=1, per_principal=1).get(record.id),
+    )
+    assert (live.state, live.stage, live.progress) == ("running", "fitting", 0.5)
+    assert (stored.state, stored.stage, stored.progress) == ("running", "starting", 0.0)
+    go_on.set()
+    assert _wait_done(manager, record.id).state == "succeeded"
+    stored = JobManager(db, workers=1, queue_size=1, per_principal=1).get(record.id)
+    assert (stored.state, stored.stage, stored.release_id) == ("succeeded", "done", "e" * 64)
+    manager.shutdown(grace_seconds=1)
+
+
 def test_failure_keeps_code_and_message(db: StateDB) -> None:
     manager = JobManager(db, workers=1, queue_size=4, per_principal=4)
 
