@@ -19,9 +19,11 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
     import pandas as pd
 
     from safesynth.gateway.dp.accountant import PrivacyCost
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Cancelled",
+    "CodedColumn",
     "DataMismatch",
     "Engine",
     "EngineContext",
@@ -244,12 +247,30 @@ class EngineContext:
             raise Cancelled("the synthesis job was cancelled")
 
 
+class CodedColumn(NamedTuple):
+    """A column that is a label lookup: ``table[name]`` equals ``labels[codes]`` element by element
+    (a label may be None: a null cell). Every code is in ``range(len(labels))``."""
+
+    codes: npt.NDArray[np.integer[Any]]
+    labels: tuple[str | None, ...]
+
+
 @dataclass(frozen=True)
 class EngineOutput:
-    """The synthetic table and a JSON-ready report (aggregate facts only: never private values)."""
+    """The synthetic table and a JSON-ready report (aggregate facts only: never private values).
+
+    ``coded_columns``: columns that are label lookups: ``table[name]`` equals ``labels[codes]``
+    (see :class:`CodedColumn`). An optional hint an engine gives for columns it decoded from integer
+    codes; the release store then encodes them from the codes instead of re-hashing every string
+    (what a reader of the release gets is the same). Empty by default; read-only.
+    """
 
     table: pd.DataFrame
     report: Mapping[str, Any] = field(default_factory=frozen_mapping)
+    coded_columns: Mapping[str, CodedColumn] = field(default_factory=frozen_mapping)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "coded_columns", MappingProxyType(dict(self.coded_columns)))
 
 
 @runtime_checkable
