@@ -83,9 +83,14 @@ class CategoricalDomain:
             count=len(values),
         )
 
+    @property
+    def labels(self) -> tuple[str | None, ...]:
+        """The value of each code: the categories, then ``OTHER`` (not for a closed domain), then None."""
+        return (*self.categories, *(() if self.closed else (OTHER,)), None)
+
     def decode(self, codes: IntArray) -> npt.NDArray[np.object_]:
-        """The value of each code (None for null)."""
-        labels = np.array([*self.categories, *(() if self.closed else (OTHER,)), None], dtype=object)
+        """The value of each code (None for null): ``labels[codes]``."""
+        labels = np.array(self.labels, dtype=object)
         return labels[codes]
 
 

@@ -44,6 +44,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from safesynth.gateway.engines.base import (
+    CodedColumn,
     DataMismatch,
     EngineContext,
     EngineOutput,
@@ -309,6 +310,7 @@ class _Run:
 
         # Post-processing: model, sample, decode.
         table = pd.DataFrame(index=pd.RangeIndex(n_out))
+        coded: dict[str, CodedColumn] = {}  # categorical columns: table[name] == labels[codes]
         if d:
             if network is not None:
                 sample = network.sample(n_out, self.gen)
@@ -338,6 +340,7 @@ class _Run:
                         table[dom.name] = values
                 else:
                     table[dom.name] = pd.Series(dom.decode(original), dtype=object)
+                    coded[dom.name] = CodedColumn(codes=original, labels=dom.labels)
         for spec in self.roles.identifiers:
             ids = self.gen.integers(0, 2**62, size=n_out)
             table[spec.name] = pd.Series([f"id-{int(x):016x}" for x in ids], dtype=object)
@@ -393,7 +396,7 @@ class _Run:
                 "text": text_report,
             }
         )
-        return EngineOutput(table=table, report=self.report)
+        return EngineOutput(table=table, report=self.report, coded_columns=coded)
 
 
 def _text(value: object) -> str:
