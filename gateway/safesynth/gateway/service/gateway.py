@@ -488,7 +488,7 @@ class Gateway:
         output = get_engine(plan.engine).run(plan, record.schema, data, ctx)
         handle.check()
         handle.progress("releasing", 0.86)
-        release_id, _ = self.releases.write(output.table)
+        release_id, _ = self.releases.write(output.table, output.coded_columns)
         columns = tuple(str(c) for c in output.table.columns)
         entry = self.ledger.append(
             RELEASE,

@@ -19,10 +19,13 @@ from typing import TYPE_CHECKING, Any
 from safesynth.gateway.service.db import StateDB
 from safesynth.gateway.service.errors import InvalidRequest, NotFound
 from safesynth.gateway.service.files import ensure_private_dir, write_private
-from safesynth.gateway.service.tables import neutralize_formulas, to_parquet_bytes
+from safesynth.gateway.service.release_encoding import encode_release
+from safesynth.gateway.service.tables import neutralize_formulas
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from safesynth.gateway.engines.base import CodedColumn
 
 __all__ = ["MEDIA_TYPES", "ReleaseRecord", "ReleaseStore"]
 
@@ -88,9 +91,13 @@ class ReleaseStore:
             raise NotFound(f"no release {release_id!r}")
         return self._dir / f"{release_id}.parquet"
 
-    def write(self, table: pd.DataFrame) -> tuple[str, bytes]:
-        """Store ``table``; return its sha256 id and Parquet bytes."""
-        data = to_parquet_bytes(table)
+    def write(
+        self, table: pd.DataFrame, coded_columns: Mapping[str, CodedColumn] | None = None
+    ) -> tuple[str, bytes]:
+        """Store ``table``; return its sha256 id and Parquet bytes. ``coded_columns`` is the engine's
+        hint (``EngineOutput.coded_columns``) that makes the encoding cheaper (see
+        :func:`~safesynth.gateway.service.release_encoding.encode_release`)."""
+        data = encode_release(table, coded_columns)
         digest = hashlib.sha256(data).hexdigest()
         ensure_private_dir(self._dir)
         target = self._dir / f"{digest}.parquet"
