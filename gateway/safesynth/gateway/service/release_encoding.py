@@ -1,7 +1,9 @@
 """Release encoding: a synthetic table as Parquet bytes, cheaply, read back as pandas' own file would be.
 
-:func:`encode_release` writes what ``frame.to_parquet(index=False)`` writes, as far as any reader can
-tell (same Arrow schema, same pandas metadata, same values), for less CPU:
+:func:`encode_release` stores what ``frame.to_parquet(index=False)`` stores: the same key-value
+metadata (``ARROW:schema``, ``pandas``, ``PANDAS_ATTRS``), so the same Arrow schema and the same
+DataFrame for every reader (``pd.read_parquet`` gives what it gave for pandas' file). Only the
+Parquet layout differs, for less CPU:
 
 - min/max statistics only for columns that are not strings (string statistics cost much to compute
   and are of no use for a release file);
