@@ -280,12 +280,17 @@ def _bench_health(url: str, n: int = 300) -> dict[str, float]:
     return {"p50": round(_percentile(ms, 50), 2), "p99": round(_percentile(ms, 99), 2)}
 
 
-#: Synthesis jobs per size and side (direct, gateway), alternating; medians are reported.
+#: Synthesis jobs per side (direct, gateway) by default, alternating; medians are reported.
 REPEATS = 7
 
 
 def bench_synthesis(
-    client: Any, frame: pd.DataFrame, rows: int, dataset: str = "bench", schema: Any = None
+    client: Any,
+    frame: pd.DataFrame,
+    rows: int,
+    dataset: str = "bench",
+    schema: Any = None,
+    repeats: int = REPEATS,
 ) -> dict[str, Any]:
     """Wall time of a synthesis job through the gateway vs the engine's plan+run called directly."""
     from safesynth.gateway.dp.rng import RandomSource
@@ -320,13 +325,14 @@ def bench_synthesis(
         via.append(time.perf_counter() - start)
         assert job.state == "succeeded", job
 
-    for i in range(REPEATS):
+    for i in range(repeats):
         epsilon = 1.0 + 0.01 * i  # a fresh plan each time on both sides (the gateway caches plans)
         # Alternate which side goes first, so that drifts of the shared host's speed cancel in pairs.
         for side in (run_direct, run_via) if i % 2 == 0 else (run_via, run_direct):
             side(epsilon)
     d, v = statistics.median(direct), statistics.median(via)
     paired = statistics.median(100 * (b - a) / a for a, b in zip(direct, via, strict=True))
+    paired_ms = statistics.median(1000 * (b - a) for a, b in zip(direct, via, strict=True))
     return {
         "dataset": dataset,
         "table_rows": len(frame),
@@ -336,6 +342,8 @@ def bench_synthesis(
         "via_gateway_seconds_median": round(v, 3),
         "overhead_percent": round(100 * (v - d) / d, 1),
         "paired_overhead_percent_median": round(paired, 1),
+        "paired_overhead_ms_median": round(paired_ms, 1),
+        "repeats": repeats,
         "release_encoding_seconds_median": round(statistics.median(encode), 3),
         "note": "gateway time includes queueing, the spend transaction, Parquet storage of the release, "
         "the release/v1 entry and the client's long poll of the job; both sides synthesize from the same "
@@ -370,8 +378,8 @@ def _bench_syntheses(client: Any, frame: pd.DataFrame) -> list[dict[str, Any]]:
     adult_schema = tabular.adult_schema(train, test)
     _register(client, "adult", train, adult_schema.model_dump(mode="json"))
     return [
-        bench_synthesis(client, frame, 20_000),
-        bench_synthesis(client, large, 200_000, "bench-large"),
+        bench_synthesis(client, frame, 20_000, repeats=15),
+        bench_synthesis(client, large, 200_000, "bench-large", repeats=9),
         bench_synthesis(client, train, len(train), "adult", schema=adult_schema),
     ]
 
@@ -434,23 +442,25 @@ def render(result: dict[str, Any], out: Path = RESULTS) -> None:
     ]
     if synthesis:
         lines += [
-            f"Synthesis jobs (tabular, epsilon 1, medians of {REPEATS}): the engine's plan + run called "
+            "Synthesis jobs (tabular, epsilon 1): the engine's plan + run called "
             "directly against the same job through the gateway and the SDK "
-            "(`client.submit` + `client.jobs.wait`), one after the other in alternating order.",
+            "(`client.submit` + `client.jobs.wait`), one after the other in alternating order, "
+            "`repeats` pairs each; medians.",
             "",
-            "| data set | table rows x columns | synthetic rows | engine directly s | through the gateway s "
-            "| overhead (of the medians) | median of paired overheads | of which Parquet encoding of the "
-            "release s |",
-            "|---|---|---|---|---|---|---|---|",
+            "| data set | table rows x columns | synthetic rows | repeats | engine directly s | through the "
+            "gateway s | overhead (of the medians) | median of paired overheads | paired overhead ms | "
+            "of which Parquet encoding of the release s |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for job in synthesis:
             extra = job["via_gateway_seconds_median"] - job["engine_direct_seconds_median"]
             lines.append(
                 f"| {job.get('dataset', 'bench')} | "
                 f"{job.get('table_rows', 5000)} x {job.get('columns', 4)} | "
-                f"{job['rows']} | {job['engine_direct_seconds_median']} | "
+                f"{job['rows']} | {job.get('repeats', REPEATS)} | {job['engine_direct_seconds_median']} | "
                 f"{job['via_gateway_seconds_median']} | {job['overhead_percent']}% (+{extra:.3f} s) | "
                 f"{job.get('paired_overhead_percent_median', '-')}% | "
+                f"{job.get('paired_overhead_ms_median', '-')} | "
                 f"{job.get('release_encoding_seconds_median', '-')} |"
             )
         lines += ["", f"{synthesis[0]['note']}.", ""]
