@@ -98,6 +98,55 @@ def test_categorical_domain_maps_unknown_values_to_other_and_keeps_nulls() -> No
     assert dom.decode(codes).tolist() == ["a", OTHER, None, "b", None]
 
 
+_CELLS = st.one_of(
+    st.sampled_from(["a", "b", "c", "1", "2", "True", "nan", " a", "é", ""]),
+    st.none(),
+    st.just(float("nan")),
+    st.sampled_from([1, 2, 0, -1, 1.0, 2.5, -0.0, True, False]),
+)
+
+
+@st.composite
+def _columns(draw: st.DrawFn) -> pd.Series:
+    kind = draw(st.sampled_from(["object", "string", "text-object", "float", "int", "bool", "category"]))
+    n = draw(st.integers(0, 30))
+    if kind == "object":
+        return pd.Series(draw(st.lists(_CELLS, min_size=n, max_size=n)), dtype=object)
+    text = st.one_of(st.none(), st.sampled_from(["a", "b", "c", "1", "2", "True", " a", "é", ""]))
+    if kind in ("string", "text-object", "category"):
+        values = draw(st.lists(text, min_size=n, max_size=n))
+        dtype = {"string": "string", "text-object": object, "category": "category"}[kind]
+        return pd.Series(values, dtype=dtype)
+    if kind == "float":
+        floats = st.one_of(st.just(float("nan")), st.sampled_from([0.0, -0.0, 1.0, 2.0, 2.5, 1e20, -3.0]))
+        return pd.Series(draw(st.lists(floats, min_size=n, max_size=n)), dtype="float64")
+    if kind == "int":
+        return pd.Series(draw(st.lists(st.integers(-3, 3), min_size=n, max_size=n)), dtype="int64")
+    return pd.Series(draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    column=_columns(),
+    categories=st.lists(
+        st.sampled_from(["a", "b", "1", "2", "-1", "0", "2.5", "True", "False", "é", ""]), unique=True
+    ),
+    closed=st.booleans(),
+)
+def test_categorical_encode_equals_the_value_by_value_reference(
+    column: pd.Series, categories: list[str], closed: bool
+) -> None:
+    dom = CategoricalDomain(name="c", categories=tuple(categories), closed=closed)
+    codes = dom.encode(column)
+    assert codes.dtype == np.int64
+    assert codes.tolist() == dom.encode_each(column).tolist()
+
+
+def test_categorical_encode_keeps_equal_values_that_print_differently_apart() -> None:
+    dom = CategoricalDomain(name="c", categories=("True", "1"))
+    assert dom.encode(pd.Series([True, 1, 1.0, "1"], dtype=object)).tolist() == [0, 1, 1, 1]
+
+
 def test_closed_categorical_domain_has_no_other_code() -> None:
     dom = CategoricalDomain(name="c", categories=("a", "b"), closed=True)
     assert dom.size == 3 and dom.null_code == 2

@@ -72,7 +72,26 @@ class CategoricalDomain:
         return self.size - 1
 
     def encode(self, series: pd.Series) -> IntArray:
-        """The code of each value."""
+        """The code of each value (its text form looked up in the categories; null for a null cell).
+
+        Each distinct value is looked up once (``pd.factorize``). A column of mixed Python objects is
+        looked up value by value instead: factorize would merge values that are equal but print
+        differently (``True`` and ``1``)."""
+        if series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) not in (
+            "string",
+            "empty",
+        ):
+            return self.encode_each(series)
+        positions, uniques = pd.factorize(series, use_na_sentinel=True)
+        index = {c: i for i, c in enumerate(self.categories)}
+        other = self.other_code
+        # position -1 (a null cell) takes the last entry: the null code
+        lookup = np.array([*(index.get(_as_text(v), other) for v in uniques), self.null_code], dtype=np.int64)
+        codes: IntArray = lookup[positions]
+        return codes
+
+    def encode_each(self, series: pd.Series) -> IntArray:
+        """:meth:`encode` value by value (the reference; used for columns of mixed objects)."""
         index = {c: i for i, c in enumerate(self.categories)}
         other, null = self.other_code, self.null_code
         values = series.astype(object).to_numpy()
