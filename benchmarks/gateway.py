@@ -378,9 +378,9 @@ def _bench_syntheses(client: Any, frame: pd.DataFrame) -> list[dict[str, Any]]:
     adult_schema = tabular.adult_schema(train, test)
     _register(client, "adult", train, adult_schema.model_dump(mode="json"))
     return [
-        bench_synthesis(client, frame, 20_000, repeats=15),
-        bench_synthesis(client, large, 200_000, "bench-large", repeats=9),
-        bench_synthesis(client, train, len(train), "adult", schema=adult_schema),
+        bench_synthesis(client, frame, 20_000, repeats=21),
+        bench_synthesis(client, large, 200_000, "bench-large", repeats=11),
+        bench_synthesis(client, train, len(train), "adult", schema=adult_schema, repeats=11),
     ]
 
 
