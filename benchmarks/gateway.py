@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 from pathlib import Path
@@ -296,8 +297,13 @@ def bench_synthesis(
     dataset: str = "bench",
     schema: Any = None,
     repeats: int = REPEATS,
+    *,
+    via_job: Callable[[str, int, float], None] | None = None,
 ) -> dict[str, Any]:
-    """Wall time of a synthesis job through the gateway vs the engine's plan+run called directly."""
+    """Wall time of a synthesis job through the gateway vs the engine's plan+run called directly.
+
+    ``via_job(dataset, rows, epsilon)``, if given, runs the gateway's side instead of ``client``
+    (the in-process comparison)."""
     from safesynth.gateway.dp.rng import RandomSource
     from safesynth.gateway.engines import get_engine
     from safesynth.gateway.engines.base import EngineContext, SynthesisRequest
@@ -323,12 +329,15 @@ def bench_synthesis(
 
     def run_via(epsilon: float) -> None:
         start = time.perf_counter()
-        submitted = client.submit(
-            dataset, engine="tabular", rows=rows, epsilon=epsilon, delta=1e-6, purpose="benchmark"
-        )
-        job = client.jobs.wait(submitted.id)  # long polls: answered when the job is final
+        if via_job is not None:
+            via_job(dataset, rows, epsilon)
+        else:
+            submitted = client.submit(
+                dataset, engine="tabular", rows=rows, epsilon=epsilon, delta=1e-6, purpose="benchmark"
+            )
+            job = client.jobs.wait(submitted.id)  # long polls: answered when the job is final
+            assert job.state == "succeeded", job
         via.append(time.perf_counter() - start)
-        assert job.state == "succeeded", job
 
     for i in range(repeats):
         epsilon = 1.0 + 0.01 * i  # a fresh plan each time on both sides (the gateway caches plans)
@@ -354,6 +363,44 @@ def bench_synthesis(
         "the release/v1 entry and the client's long poll of the job; both sides synthesize from the same "
         "table (registered without holdout) and plan afresh each time",
     }
+
+
+def bench_synthesis_in_process(base: Path, repeats: int) -> dict[str, Any]:
+    """The 5,000 -> 20,000-row job through the service layer without HTTP (``Gateway.submit_synthesis``
+    and the job manager's wait, same admission, release store and ledger) against the engine directly:
+    what the service itself adds, apart from HTTP and the second process."""
+    from safesynth.gateway.service.gateway import Gateway
+    from safesynth.gateway.service.home import init_home
+    from safesynth.gateway.settings import load_settings
+    from safesynth.sdk import models as wire
+
+    settings = load_settings(home=base / "inproc-synthesis", run_audits=False)
+    token = init_home(settings).admin_token
+    gateway = Gateway(settings)
+    frame = _table(5000)
+    try:
+        admin = gateway.authenticate(token)
+        buffer = io.BytesIO()
+        frame.to_csv(buffer, index=False)
+        budget = {"epsilon_total": 1000.0, "delta_total": 1e-5}
+        create = {"id": "bench", "dataset_schema": SCHEMA, "budget": budget, "holdout_fraction": 0.0}
+        gateway.register_dataset(
+            admin, wire.DatasetCreate.model_validate(create), upload=buffer.getvalue(), filename="b.csv"
+        )
+
+        def via_job(dataset: str, rows: int, epsilon: float) -> None:
+            request = {"engine": "tabular", "rows": rows, "epsilon": epsilon, "delta": 1e-6, "purpose": "b"}
+            job = gateway.submit_synthesis(admin, dataset, wire.SynthesisRequest.model_validate(request))
+            record = gateway.jobs.get(job.id)
+            while not record.done:
+                record = gateway.jobs.wait_change(job.id, record.version, 60)
+            assert record.state == "succeeded", record
+
+        result = bench_synthesis(None, frame, 20_000, repeats=repeats, via_job=via_job)
+    finally:
+        gateway.close()
+    result["dataset"] = "bench, service in-process (no HTTP)"
+    return result
 
 
 def _register(client: Any, name: str, frame: pd.DataFrame, schema: dict[str, Any]) -> None:
@@ -457,7 +504,10 @@ def render(result: dict[str, Any], out: Path = RESULTS) -> None:
             "of which Parquet encoding of the release s |",
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
-        for job in synthesis:
+        for job in [
+            *synthesis,
+            *([result["synthesis_in_process"]] if result.get("synthesis_in_process") else []),
+        ]:
             extra = job["via_gateway_seconds_median"] - job["engine_direct_seconds_median"]
             lines.append(
                 f"| {job.get('dataset', 'bench')} | "
@@ -529,6 +579,7 @@ def main() -> None:
             proc.terminate()
             proc.wait(30)
         in_process = bench_in_process(Path(tmp), n, 8)
+        synthesis_in_process = None if args.quick else bench_synthesis_in_process(Path(tmp), 21)
 
     result = {
         "benchmark": "gateway",
@@ -549,6 +600,7 @@ def main() -> None:
         "service_in_process": in_process,
         "ledger_entries_after": ledger_size,
         "synthesis_overhead": synthesis,
+        "synthesis_in_process": synthesis_in_process,
         "notes": NOTES,
         "goals": {"requests_per_second": 300, "p99_ms": 50, "synthesis_overhead_percent": 5},
     }
