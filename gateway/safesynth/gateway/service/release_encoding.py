@@ -113,13 +113,16 @@ def _dictionary_array(frame: pd.DataFrame, name: str, hint: CodedColumn) -> pa.D
         or int(codes.max()) >= len(labels)
     ):
         return None
-    # The dictionary holds each non-null label once (Parquet's dictionary encoder merges repeated
-    # values, which would shift every later index); ``position``: label index -> dictionary index,
-    # -1 for a null label.
+    # The dictionary holds each non-null label that occurs, once: the file holds the table's values
+    # and nothing else (no label without a row), and Parquet's dictionary encoder merges repeated
+    # values, which would shift every later index. ``position``: label index -> dictionary index, -1
+    # for a null label (or one that does not occur).
+    used = np.zeros(len(labels), dtype=bool)
+    used[codes] = True
     dictionary: dict[str, int] = {}
     position = np.full(len(labels), -1, dtype=np.int32)
     for i, label in enumerate(labels):
-        if label is not None:
+        if label is not None and used[i]:
             position[i] = dictionary.setdefault(label, len(dictionary))
     indices = position[codes]
     null = indices < 0

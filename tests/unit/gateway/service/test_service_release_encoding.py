@@ -184,6 +184,19 @@ def test_repeated_labels_keep_every_code_right() -> None:
     assert data == encode_release(frame, {"c": CodedColumn(codes=codes, labels=labels)})
 
 
+def test_the_file_holds_no_label_without_a_row() -> None:
+    # The engine's labels include categories it sampled no row of: they must not reach the file.
+    labels = ("a", "b", "never-sampled", None)
+    codes = np.array([0, 1, 1, 3, 0], dtype=np.int64)
+    frame = pd.DataFrame({"c": pd.Series(np.array(labels, dtype=object)[codes], dtype=object)})
+    data = encode_release(frame, {"c": CodedColumn(codes=codes, labels=labels)})
+    _assert_reads_like_pandas(frame, data)
+    stored = pq.read_table(io.BytesIO(data), read_dictionary=["c"]).column("c").chunk(0)
+    assert pa.types.is_dictionary(stored.type)  # the dictionary pages came from the hint
+    assert stored.dictionary.to_pylist() == ["a", "b"]
+    assert b"never-sampled" not in data
+
+
 def test_release_store_writes_the_hinted_encoding(tmp_path: Path) -> None:
     frame, hint = _coded_frame()
     store = ReleaseStore(tmp_path / "releases", StateDB(tmp_path / "state.sqlite"))
