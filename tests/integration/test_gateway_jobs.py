@@ -87,6 +87,14 @@ def test_synthesis_job_events_download_and_retry(tmp_path: Path) -> None:
         assert final["state"] == "succeeded", final
         progress = [s["progress"] for s in states]
         assert progress == sorted(progress)
+        # where the job's time went: the gateway's stages around the engine's, in order
+        stages = final["stage_seconds"]
+        gateway_before = ["planning", "admission", "queued", "starting", "loading", "engine"]
+        assert list(stages)[:6] == gateway_before, stages
+        assert list(stages)[-2:] == ["releasing", "auditing"] and {"measure", "sample"} <= set(stages)
+        lived = (pd.Timestamp(final["finished_at"]) - pd.Timestamp(final["created_at"])).total_seconds()
+        after_admission = sum(v for k, v in stages.items() if k not in ("planning", "admission"))
+        assert after_admission == pytest.approx(lived, abs=0.05)
         release = final["release_id"]
         meta = client.get(f"/v1/releases/{release}").json()
         assert meta["rows"] == 20 and meta["spend_seq"] == job["spend_seq"]

@@ -347,6 +347,11 @@ class Job(WireModel):
     delta: Amount | None = None
     release_id: Sha256 | None = None
     error: JobError | None = None
+    #: Seconds spent in each stage left so far, in the order first entered: the gateway's own
+    #: (``planning``, ``admission``, ``queued``, ``starting``, ``loading``, ``releasing``, ``auditing``)
+    #: and, from ``engine`` on, the engine's (the tabular engine: ``measure``, ``sample``, ``text``).
+    #: Shown to admin and auditor tokens only (an engine's time grows with the private table).
+    stage_seconds: dict[ShortText, Amount] = Field(default_factory=dict, max_length=32)
 
     @property
     def done(self) -> bool:

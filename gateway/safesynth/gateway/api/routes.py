@@ -342,7 +342,7 @@ async def job_events(
         while True:
             if current.version != version:
                 version = current.version
-                data = gateway.job_wire(current).model_dump_json()
+                data = gateway.job_wire(current, principal).model_dump_json()
                 yield f"event: job\ndata: {data}\n\n".encode()
                 idle = 0.0
                 if current.done:

@@ -402,7 +402,7 @@ def submit_canary_audit(
         return {"job": job_id}
 
     answer, _ = gateway.idempotency.run(principal.token_id, idempotency_key, fingerprint, action)
-    return gateway.job_wire(gateway.jobs.get(str(answer["job"])))
+    return gateway.job_wire(gateway.jobs.get(str(answer["job"])), principal)
 
 
 def _run_canary(

@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import threading
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
@@ -401,7 +402,9 @@ class Gateway:
         fingerprint = request_hash("synthesis", dataset, body.model_dump(mode="json"))
 
         def action() -> dict[str, Any]:
+            started = time.perf_counter()
             plan = self._plan_synthesis(record, body)
+            planned = time.perf_counter()
             self._check_available(record, plan)
             self.jobs.reserve(principal.token_id)
             try:
@@ -437,12 +440,13 @@ class Gateway:
                 spend_seq=receipt.seq,
                 epsilon=receipt.epsilon,
                 delta=receipt.delta,
+                stage_seconds=(("planning", planned - started), ("admission", time.perf_counter() - planned)),
             )
             self.jobs.submit(job, lambda handle: self._run_synthesis(handle, record, plan, receipt.seq))
             return {"job": job_id}
 
         answer, _ = self.idempotency.run(principal.token_id, idempotency_key, fingerprint, action)
-        return self.job_wire(self.jobs.get(str(answer["job"])))
+        return self.job_wire(self.jobs.get(str(answer["job"])), principal)
 
     def _train_data(self, record: DatasetRecord) -> Any:
         """The dataset's private train part; :class:`DataUnavailable` if its stored table cannot be read."""
@@ -479,6 +483,7 @@ class Gateway:
         data = self.datasets.load(record.id, "train")
         runner = self.runner() if self._needs_runner(record, plan) else None
         handle.check()
+        handle.progress("engine", 0.02)  # from here until "releasing", the time is the engine's
         ctx = EngineContext(
             rng=RandomSource.secure(),
             runner=runner,
@@ -593,8 +598,10 @@ class Gateway:
 
     # =============================================================================== jobs
     @staticmethod
-    def job_wire(record: JobRecord) -> wire.Job:
-        """The wire form of a job."""
+    def job_wire(record: JobRecord, principal: Principal) -> wire.Job:
+        """The wire form of a job, as ``principal`` may see it: the stage timings only for admins and
+        auditors (an engine's time grows with the private table, so analysts get none; the job's
+        timestamps they see anyway)."""
         error = None
         if record.error_code is not None and record.state != "succeeded":
             error = wire.JobError(code=record.error_code[:200], message=(record.error_message or "")[:4000])
@@ -615,6 +622,11 @@ class Gateway:
             delta=record.delta,
             release_id=record.release_id,
             error=error,
+            stage_seconds=(
+                {}
+                if principal.role is N
+                else {name[:200]: round(seconds, 6) for name, seconds in record.stage_seconds}
+            ),
         )
 
     def _visible_job(self, principal: Principal, job_id: str) -> JobRecord:
@@ -625,7 +637,7 @@ class Gateway:
 
     def get_job(self, principal: Principal, job_id: str) -> wire.Job:
         """A job's state (analysts: their own jobs only)."""
-        return self.job_wire(self._visible_job(principal, job_id))
+        return self.job_wire(self._visible_job(principal, job_id), principal)
 
     def job_record(self, principal: Principal, job_id: str) -> JobRecord:
         """The internal record (for the event stream), with the same visibility rule."""
@@ -638,7 +650,7 @@ class Gateway:
         owner = principal.token_id if principal.role is N else None
         records = self.jobs.list(principal=owner)
         out = [
-            self.job_wire(r)
+            self.job_wire(r, principal)
             for r in records
             if (dataset is None or r.dataset == dataset) and (state is None or r.state == state)
         ]
@@ -648,7 +660,7 @@ class Gateway:
         """Cancel a job (admin, or the analyst who made it). Its spend stays."""
         principal.require(A, N)
         self._visible_job(principal, job_id)
-        return self.job_wire(self.jobs.cancel(job_id))
+        return self.job_wire(self.jobs.cancel(job_id), principal)
 
     # =============================================================================== releases
     def _visible_release(self, principal: Principal, release_id: str) -> ReleaseRecord:

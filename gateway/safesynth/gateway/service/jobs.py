@@ -4,7 +4,9 @@ A job is created only after its spend was admitted (the spend is recorded in the
 never refunded, whatever happens to the job). Its state lives in memory while the process runs and is
 written to the state database at every change of state (queued, running, final); stages and progress
 within a run are kept in memory only (polling and server-sent events read them there, and a restart
-fails a running job whatever its stage), so a job's work pays no database write per stage. When the
+fails a running job whatever its stage), so a job's work pays no database write per stage. Each job
+keeps the seconds it spent in each stage (``stage_seconds``: the gateway's own stages and the engine's,
+in the order first entered), so a caller sees where a job's time went. When the
 gateway restarts, jobs that were queued or running are marked ``failed`` (code ``gateway_restarted``);
 their spend stays.
 """
@@ -25,9 +27,34 @@ from typing import Any
 from safesynth.gateway.service.db import StateDB
 from safesynth.gateway.service.errors import NotFound, QueueFull
 
-__all__ = ["FINAL_STATES", "JobCancelled", "JobHandle", "JobManager", "JobRecord"]
+__all__ = [
+    "FINAL_STATES",
+    "MAX_STAGES",
+    "JobCancelled",
+    "JobHandle",
+    "JobManager",
+    "JobRecord",
+    "add_stage_time",
+]
 
 FINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
+
+#: At most this many named stages are timed per job; the time of any further stage goes to "other".
+MAX_STAGES = 32
+
+StageSeconds = tuple[tuple[str, float], ...]
+
+
+def add_stage_time(stages: StageSeconds, stage: str, seconds: float) -> StageSeconds:
+    """``stages`` with ``seconds`` added to ``stage`` (a stage entered again adds to its first entry;
+    order is that of first entry; beyond :data:`MAX_STAGES` names the time goes to ``"other"``)."""
+    seconds = max(0.0, seconds)
+    names = [name for name, _ in stages]
+    if stage not in names and len(names) >= MAX_STAGES - 1:
+        stage = "other"
+    if stage in names:
+        return tuple((name, value + seconds if name == stage else value) for name, value in stages)
+    return (*stages, (stage, seconds))
 
 
 class JobCancelled(Exception):
@@ -60,6 +87,8 @@ class JobRecord:
     release_id: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    #: Seconds spent in each stage, in the order first entered (see the module docstring).
+    stage_seconds: StageSeconds = ()
     version: int = 0
 
     @property
@@ -81,6 +110,7 @@ class JobRecord:
         for key in ("created_at", "started_at", "finished_at"):
             if values.get(key) is not None:
                 values[key] = datetime.fromisoformat(values[key])
+        values["stage_seconds"] = tuple((str(n), float(v)) for n, v in values.get("stage_seconds", ()))
         return cls(**values)
 
 
@@ -123,6 +153,8 @@ class JobManager:
         self._futures: dict[str, Future[None]] = {}
         self._reserved: dict[str, int] = {}
         self._listeners: dict[str, list[Callable[[], None]]] = {}
+        #: job id -> (the stage it is in, perf_counter when it entered it), while the job is not final
+        self._clocks: dict[str, tuple[str, float]] = {}
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="safesynth-job")
         self._closed = False
 
@@ -263,12 +295,14 @@ class JobManager:
             if record.started_at is not None and fraction > 0.01:
                 elapsed = (_now() - record.started_at).total_seconds()
                 eta = max(0.0, elapsed / fraction * (1.0 - fraction))
-            record = replace(
-                record,
-                stage=stage,
-                progress=max(record.progress, fraction),
-                eta_seconds=eta,
-                version=record.version + 1,
+            record = self._clocked(
+                replace(
+                    record,
+                    stage=stage,
+                    progress=max(record.progress, fraction),
+                    eta_seconds=eta,
+                    version=record.version + 1,
+                )
             )
             self._live[job_id] = record
             self._changed.notify_all()
@@ -277,7 +311,7 @@ class JobManager:
     def _update(self, job_id: str, **changes: Any) -> JobRecord:
         with self._lock:
             record = self._live.get(job_id) or self.get(job_id)
-            record = replace(record, version=record.version + 1, **changes)
+            record = self._clocked(replace(record, version=record.version + 1, **changes))
             self._live[job_id] = record
             self._changed.notify_all()
             self._notify(job_id)
@@ -293,8 +327,26 @@ class JobManager:
             job_id, state=state, finished_at=_now(), error_code=code, error_message=message, eta_seconds=None
         )
 
+    def _clocked(self, record: JobRecord) -> JobRecord:
+        """``record`` with the time of the stage it leaves added (caller holds the lock): when its
+        stage changed or it became final."""
+        now = time.perf_counter()
+        stage = record.stage or record.state
+        clock = self._clocks.get(record.id)
+        if clock is not None and (clock[0] != stage or record.done):
+            record = replace(
+                record, stage_seconds=add_stage_time(record.stage_seconds, clock[0], now - clock[1])
+            )
+            clock = None
+        if record.done:
+            self._clocks.pop(record.id, None)
+        elif clock is None:
+            self._clocks[record.id] = (stage, now)
+        return record
+
     def _save(self, record: JobRecord) -> None:
         with self._lock:
+            record = self._clocked(record)
             self._live[record.id] = record
             self._changed.notify_all()
             self._notify(record.id)

@@ -363,3 +363,22 @@ def test_concurrent_queries_on_two_datasets_spend_exactly_what_the_filter_admits
     finally:
         home.gateway.close()
     verify_store(home.settings.ledger_path)
+
+
+def test_stage_timings_are_shown_to_admins_and_auditors_not_to_analysts(tmp_path: Path) -> None:
+    home = make_home(tmp_path)
+    try:
+        analyst = home.principal("analyst")
+        request = {"engine": "tabular", "rows": 30, "epsilon": 1.0, "purpose": "stage timings"}
+        job = home.gateway.submit_synthesis(analyst, "d1", wire.SynthesisRequest.model_validate(request))
+        record = home.gateway.jobs.get(job.id)
+        while not record.done:
+            record = home.gateway.jobs.wait_change(job.id, record.version, 30)
+        assert record.state == "succeeded", record
+        assert home.gateway.get_job(analyst, job.id).stage_seconds == {}
+        assert all(j.stage_seconds == {} for j in home.gateway.list_jobs(analyst).jobs)
+        for role in ("admin", "auditor"):
+            stages = home.gateway.get_job(home.principal(role), job.id).stage_seconds
+            assert list(stages)[:2] == ["planning", "admission"] and "releasing" in stages, (role, stages)
+    finally:
+        home.gateway.close()

@@ -7,10 +7,12 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from safesynth.gateway.service.db import StateDB
 from safesynth.gateway.service.errors import NotFound, QueueFull
-from safesynth.gateway.service.jobs import JobHandle, JobManager, JobRecord
+from safesynth.gateway.service.jobs import MAX_STAGES, JobHandle, JobManager, JobRecord, add_stage_time
 
 
 def _record(manager: JobManager, principal: str = "p1") -> JobRecord:
@@ -77,6 +79,60 @@ def test_states_are_stored_and_stages_stay_in_memory(db: StateDB) -> None:
     stored = JobManager(db, workers=1, queue_size=1, per_principal=1).get(record.id)
     assert (stored.state, stored.stage, stored.release_id) == ("succeeded", "done", "e" * 64)
     manager.shutdown(grace_seconds=1)
+
+
+def test_stage_seconds_time_each_stage_in_order_and_are_stored(db: StateDB) -> None:
+    manager = JobManager(db, workers=1, queue_size=4, per_principal=2)
+
+    def work(handle: JobHandle) -> str:
+        for stage, pause in (("fit", 0.12), ("sample", 0.06), ("fit", 0.05)):
+            handle.progress(stage, 0.5)
+            time.sleep(pause)
+        return "a" * 64
+
+    manager.reserve("p1")
+    start = time.perf_counter()
+    record = manager.submit(_record(manager), work)
+    final = _wait_done(manager, record.id)
+    wall = time.perf_counter() - start
+    stages = dict(final.stage_seconds)
+    assert [name for name, _ in final.stage_seconds] == ["queued", "starting", "fit", "sample"]
+    # time.sleep sleeps at least as long as asked; the stages together are the job's life
+    assert stages["fit"] >= 0.17 and stages["sample"] >= 0.06
+    assert sum(stages.values()) == pytest.approx(wall, abs=0.05)
+    stored = JobManager(db, workers=1, queue_size=1, per_principal=1).get(record.id)
+    assert stored.stage_seconds == final.stage_seconds  # from the database, as tuples
+    manager.shutdown(grace_seconds=1)
+
+
+def test_a_failed_job_keeps_the_time_of_the_stage_it_failed_in(db: StateDB) -> None:
+    manager = JobManager(db, workers=1, queue_size=4, per_principal=2)
+
+    def work(handle: JobHandle) -> str:
+        handle.progress("fit", 0.2)
+        time.sleep(0.05)
+        raise RuntimeError("boom")
+
+    manager.reserve("p1")
+    final = _wait_done(manager, manager.submit(_record(manager), work).id)
+    assert final.state == "failed" and dict(final.stage_seconds)["fit"] >= 0.05
+    manager.shutdown(grace_seconds=1)
+
+
+@given(st.lists(st.tuples(st.sampled_from([f"s{i}" for i in range(50)] + ["other"]), st.floats(0, 10))))
+def test_add_stage_time_keeps_every_second_and_at_most_max_stages(
+    steps: list[tuple[str, float]],
+) -> None:
+    stages: tuple[tuple[str, float], ...] = ()
+    for name, seconds in steps:
+        stages = add_stage_time(stages, name, seconds)
+    names = [name for name, _ in stages]
+    assert len(names) == len(set(names)) <= MAX_STAGES
+    assert sum(v for _, v in stages) == pytest.approx(sum(v for _, v in steps))
+    first_seen = [name for name in dict.fromkeys(name for name, _ in steps) if name != "other"]
+    kept = [name for name in names if name != "other"]
+    assert kept == first_seen[: len(kept)]  # the first names keep their own entries, in order
+    assert len(kept) == len(first_seen) or len(names) >= MAX_STAGES - 1  # folded only at the cap
 
 
 def test_failure_keeps_code_and_message(db: StateDB) -> None:

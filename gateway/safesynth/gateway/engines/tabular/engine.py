@@ -306,7 +306,7 @@ class _Run:
             self.report["keywords_selected"] = {name: len(words) for name, words in keywords.items()}
         self.mech.finish()
         measured = time.perf_counter()
-        ctx.progress("measure", 1.0)
+        ctx.progress("sample", 0.8)  # measuring is done; the stage from here is the post-processing
 
         # Post-processing: model, sample, decode.
         table = pd.DataFrame(index=pd.RangeIndex(n_out))
