@@ -289,6 +289,10 @@ def _bench_health(url: str, n: int = 300) -> dict[str, float]:
 #: Synthesis jobs per side (direct, gateway) by default, alternating; medians are reported.
 REPEATS = 7
 
+#: The gateway's own stages of a job (``Job.stage_seconds``); every other stage is the engine's
+#: (``planning`` is counted as the engine's: the direct side plans too).
+GATEWAY_STAGES = ("admission", "queued", "starting", "loading", "releasing", "auditing")
+
 
 def bench_synthesis(
     client: Any,
@@ -298,12 +302,19 @@ def bench_synthesis(
     schema: Any = None,
     repeats: int = REPEATS,
     *,
-    via_job: Callable[[str, int, float], None] | None = None,
+    via_job: Callable[[str, int, float], dict[str, float]] | None = None,
 ) -> dict[str, Any]:
     """Wall time of a synthesis job through the gateway vs the engine's plan+run called directly.
 
     ``via_job(dataset, rows, epsilon)``, if given, runs the gateway's side instead of ``client``
-    (the in-process comparison)."""
+    (the in-process comparison) and returns the job's ``stage_seconds``.
+
+    Two views of the overhead: the paired wall-time comparison (the engine in this process against
+    the job through the gateway, alternating), and the attribution within each gateway job from its
+    ``stage_seconds``: the job's wall time minus its engine part (planning and the engine's own
+    stages). The second compares the engine with itself inside one job, so it is free of the shared
+    host's speed drift between the two sides; it cannot see an engine made slower by the gateway
+    around it, which the first would."""
     from safesynth.gateway.dp.rng import RandomSource
     from safesynth.gateway.engines import get_engine
     from safesynth.gateway.engines.base import EngineContext, SynthesisRequest
@@ -316,6 +327,8 @@ def bench_synthesis(
     direct: list[float] = []
     via: list[float] = []
     encode: list[float] = []
+    attributed: list[tuple[float, float]] = []  # (gateway seconds, engine seconds) within each job
+    by_stage: dict[str, list[float]] = {}
 
     def run_direct(epsilon: float) -> None:
         start = time.perf_counter()
@@ -330,14 +343,22 @@ def bench_synthesis(
     def run_via(epsilon: float) -> None:
         start = time.perf_counter()
         if via_job is not None:
-            via_job(dataset, rows, epsilon)
+            stages = via_job(dataset, rows, epsilon)
         else:
             submitted = client.submit(
                 dataset, engine="tabular", rows=rows, epsilon=epsilon, delta=1e-6, purpose="benchmark"
             )
             job = client.jobs.wait(submitted.id)  # long polls: answered when the job is final
             assert job.state == "succeeded", job
-        via.append(time.perf_counter() - start)
+            stages = dict(job.stage_seconds)
+        wall = time.perf_counter() - start
+        via.append(wall)
+        # The same job's own timings: the engine's part (its plan and run) and the gateway's stages.
+        engine_part = sum(v for k, v in stages.items() if k not in GATEWAY_STAGES)
+        attributed.append((wall - engine_part, engine_part))
+        for name in GATEWAY_STAGES:
+            by_stage.setdefault(name, []).append(stages.get(name, 0.0))
+        by_stage.setdefault("outside the job (HTTP, client)", []).append(wall - sum(stages.values()))
 
     for i in range(repeats):
         epsilon = 1.0 + 0.01 * i  # a fresh plan each time on both sides (the gateway caches plans)
@@ -359,6 +380,12 @@ def bench_synthesis(
         "paired_overhead_ms_median": round(paired_ms, 1),
         "repeats": repeats,
         "release_encoding_seconds_median": round(statistics.median(encode), 3),
+        "attributed_gateway_ms_median": round(1000 * statistics.median(g for g, _ in attributed), 1),
+        "attributed_overhead_percent_median": round(statistics.median(100 * g / e for g, e in attributed), 1),
+        "engine_in_gateway_seconds_median": round(statistics.median(e for _, e in attributed), 3),
+        "gateway_stage_ms_median": {
+            name: round(1000 * statistics.median(values), 2) for name, values in by_stage.items()
+        },
         "note": "gateway time includes queueing, the spend transaction, Parquet storage of the release, "
         "the release/v1 entry and the client's long poll of the job; both sides synthesize from the same "
         "table (registered without holdout) and plan afresh each time",
@@ -388,13 +415,14 @@ def bench_synthesis_in_process(base: Path, repeats: int) -> dict[str, Any]:
             admin, wire.DatasetCreate.model_validate(create), upload=buffer.getvalue(), filename="b.csv"
         )
 
-        def via_job(dataset: str, rows: int, epsilon: float) -> None:
+        def via_job(dataset: str, rows: int, epsilon: float) -> dict[str, float]:
             request = {"engine": "tabular", "rows": rows, "epsilon": epsilon, "delta": 1e-6, "purpose": "b"}
             job = gateway.submit_synthesis(admin, dataset, wire.SynthesisRequest.model_validate(request))
             record = gateway.jobs.get(job.id)
             while not record.done:
                 record = gateway.jobs.wait_change(job.id, record.version, 60)
             assert record.state == "succeeded", record
+            return dict(record.stage_seconds)
 
         result = bench_synthesis(None, frame, 20_000, repeats=repeats, via_job=via_job)
     finally:
@@ -504,10 +532,11 @@ def render(result: dict[str, Any], out: Path = RESULTS) -> None:
             "of which Parquet encoding of the release s |",
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
-        for job in [
+        jobs = [
             *synthesis,
             *([result["synthesis_in_process"]] if result.get("synthesis_in_process") else []),
-        ]:
+        ]
+        for job in jobs:
             extra = job["via_gateway_seconds_median"] - job["engine_direct_seconds_median"]
             lines.append(
                 f"| {job.get('dataset', 'bench')} | "
@@ -519,6 +548,29 @@ def render(result: dict[str, Any], out: Path = RESULTS) -> None:
                 f"{job.get('release_encoding_seconds_median', '-')} |"
             )
         lines += ["", f"{synthesis[0]['note']}.", ""]
+        attributed = [j for j in jobs if "attributed_gateway_ms_median" in j]
+        if attributed:
+            names = list(attributed[0]["gateway_stage_ms_median"])
+            lines += [
+                "The same gateway jobs attributed from their own `Job.stage_seconds` (the engine compared "
+                "with itself inside each job, so the host's drift between the two sides cancels): the "
+                "engine's part is planning and the engine's stages; the gateway's part is the rest of "
+                "the job's wall time as the client saw it. Medians in ms.",
+                "",
+                "| data set | engine part s | gateway part ms | gateway part / engine part | "
+                + " | ".join(names)
+                + " |",
+                "|---|---|---|---|" + "---|" * len(names),
+            ]
+            for job in attributed:
+                stages = job["gateway_stage_ms_median"]
+                lines.append(
+                    f"| {job.get('dataset', 'bench')} | {job['engine_in_gateway_seconds_median']} | "
+                    f"{job['attributed_gateway_ms_median']} | {job['attributed_overhead_percent_median']}% | "
+                    + " | ".join(str(stages.get(name, "-")) for name in names)
+                    + " |"
+                )
+            lines.append("")
     lines.append(
         "Goals: >= 300 req/s, p99 < 50 ms, synthesis overhead < 5%. Reproduce: "
         "`flock /tmp/safesynth-bench.lock .venv/bin/python benchmarks/gateway.py --quick` "
