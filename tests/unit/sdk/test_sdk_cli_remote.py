@@ -169,6 +169,13 @@ def test_jobs_and_audit(gw: FakeGateway) -> None:
     }
     gw.json("GET", f"/v1/releases/{SHA}/audit", audit)
     assert "running" in run("jobs", "list").stdout
+    timed = {**job("succeeded", 1.0), "stage_seconds": {"planning": 0.07, "releasing": 0.0082}}
+    gw.json("GET", "/v1/jobs/job-1", timed)
+    shown = run("jobs", "show", "job-1").stdout.splitlines()
+    assert "succeeded" in shown[0] and shown[1:] == [
+        "  planning         0.070 s",
+        "  releasing        0.008 s",
+    ]
     assert "cancelled" in run("jobs", "cancel", "job-1").stdout
     result = run("audit", SHA)
     assert result.exit_code == 0

@@ -431,7 +431,14 @@ def jobs_show(job_id: str, url: str | None, token: str | None, as_json: bool) ->
     """Show one job."""
     with _client(url, token, as_json) as client:
         job = client.jobs.get(job_id)
-        _emit(job, as_json, lambda: click.echo(_job_line(job)))
+        _emit(job, as_json, lambda: click.echo(_job_line(job) + _stage_lines(job)))
+
+
+def _stage_lines(job: Any) -> str:
+    """Where the job's time went (admin and auditor tokens see it), one stage per line."""
+    if not job.stage_seconds:
+        return ""
+    return "".join(f"\n  {name:<12} {seconds:9.3f} s" for name, seconds in job.stage_seconds.items())
 
 
 @jobs.command("wait")
