@@ -262,3 +262,9 @@ def test_subscribers_hear_every_change_until_they_unsubscribe(db: StateDB) -> No
     manager._update(record.id, stage="after")  # a change nobody listens to
     assert len(heard) == count
     manager.shutdown(grace_seconds=1)
+
+
+def test_a_record_stored_before_stage_timings_reads_back_without_them() -> None:
+    stored = JobRecord(id="job-0", dataset="d", principal="p", kind="synthesis", engine="e", state="failed")
+    old_form = {k: v for k, v in stored.to_json().items() if k != "stage_seconds"}
+    assert JobRecord.from_json(old_form) == stored and stored.stage_seconds == ()
