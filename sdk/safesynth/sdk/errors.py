@@ -5,6 +5,8 @@ Every error has a stable string ``code``. The gateway's codes and the classes th
     budget_exhausted     BudgetExhausted   (carries epsilon_remaining / delta_remaining)
     not_authorized       NotAuthorized     (401: missing, unknown, expired or revoked token)
     forbidden            Forbidden         (403: role or dataset grant does not allow it)
+    release_withheld     ReleaseWithheld   (403, a Forbidden: the release's audit failed the gate; its
+                                            data are withheld, its spend stays spent)
     invalid_request      InvalidRequest    (400 / 422: the request was refused, nothing was spent)
     not_found            NotFound          (404)
     conflict             Conflict          (409: e.g. a dataset id already registered)
@@ -43,6 +45,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "RateLimited",
+    "ReleaseWithheld",
     "SafeSynthError",
     "ServerError",
     "WaitTimeout",
@@ -104,6 +107,13 @@ class Forbidden(SafeSynthError):
     """403: the token's role or dataset grants do not allow this request."""
 
     code = "forbidden"
+
+
+class ReleaseWithheld(Forbidden):
+    """403: the release's membership-inference audit failed the gateway's gate, so its data are
+    withheld (the audit and the refusal are in the ledger; the spend stays spent)."""
+
+    code = "release_withheld"
 
 
 class InvalidRequest(SafeSynthError):
@@ -208,6 +218,7 @@ _BY_CODE: dict[str, type[SafeSynthError]] = {
         BudgetExhausted,
         NotAuthorized,
         Forbidden,
+        ReleaseWithheld,
         InvalidRequest,
         NotFound,
         Conflict,

@@ -28,6 +28,7 @@ def _problem(status: int, code: str, **extra: object) -> dict[str, object]:
         (409, "budget_exhausted", e.BudgetExhausted),
         (401, "not_authorized", e.NotAuthorized),
         (403, "forbidden", e.Forbidden),
+        (403, "release_withheld", e.ReleaseWithheld),
         (422, "invalid_request", e.InvalidRequest),
         (400, "invalid_request", e.InvalidRequest),
         (404, "not_found", e.NotFound),
