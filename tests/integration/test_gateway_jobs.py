@@ -56,6 +56,21 @@ def _spends(client: httpx.Client) -> list[dict[str, Any]]:
     return list(entries)
 
 
+def _check_downloads(client: httpx.Client, release: str, *, rows: int) -> None:
+    """The release downloads as Parquet (hashing to its address), CSV (formulas neutralized), JSON."""
+    import hashlib
+
+    parquet = client.get(f"/v1/releases/{release}/data", params={"format": "parquet"})
+    assert parquet.status_code == 200, parquet.text
+    assert hashlib.sha256(parquet.content).hexdigest() == release  # content-addressed
+    frame = pd.read_parquet(io.BytesIO(parquet.content))
+    assert list(frame.columns) == [c.name for c in SCHEMA.columns] and len(frame) == rows
+    csv = client.get(f"/v1/releases/{release}/data", params={"format": "csv"}).text
+    assert "\n=" not in csv and ",=" not in csv  # formula cells neutralized
+    records = client.get(f"/v1/releases/{release}/data", params={"format": "json"}).json()
+    assert len(records) == rows
+
+
 @pytest.mark.slow
 def test_synthesis_job_events_download_and_retry(tmp_path: Path) -> None:
     settings = settings_for(tmp_path / "home", run_audits=True)
@@ -98,16 +113,13 @@ def test_synthesis_job_events_download_and_retry(tmp_path: Path) -> None:
         release = final["release_id"]
         meta = client.get(f"/v1/releases/{release}").json()
         assert meta["rows"] == 20 and meta["spend_seq"] == job["spend_seq"]
-        parquet = client.get(f"/v1/releases/{release}/data", params={"format": "parquet"})
-        import hashlib
-
-        assert hashlib.sha256(parquet.content).hexdigest() == release  # content-addressed
-        frame = pd.read_parquet(io.BytesIO(parquet.content))
-        assert list(frame.columns) == [c.name for c in SCHEMA.columns] and len(frame) == 20
-        csv = client.get(f"/v1/releases/{release}/data", params={"format": "csv"}).text
-        assert "\n=" not in csv and ",=" not in csv  # formula cells neutralized
-        records = client.get(f"/v1/releases/{release}/data", params={"format": "json"}).json()
-        assert len(records) == 20
+        if meta["audit_verdict"] == "FAIL":
+            # The audit's stated false-FAIL rate on an honest release (alpha_fail, plus the epsilon
+            # bound's 1 - confidence) makes this a rare outcome: the gate withholds the release.
+            refused = client.get(f"/v1/releases/{release}/data", params={"format": "parquet"})
+            assert refused.status_code == 403 and refused.json()["code"] == "release_withheld"
+        else:
+            _check_downloads(client, release, rows=20)
         entries = client.get("/v1/ledger/entries", params={"limit": 1000}).json()["entries"]
         kinds = [e["kind"] for e in entries]
         assert kinds.count("release/v1") == 1 and kinds.count("audit/v1") == 1
