@@ -39,6 +39,8 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from safesynth.gateway.service.gateway import GATEWAY_STAGES as SERVICE_STAGES
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 SCHEMA: dict[str, Any] = {
@@ -90,7 +92,8 @@ NOTES = [
     "- Where a job's extra time goes: the attribution table reads each gateway job's own",
     "  `Job.stage_seconds`. The gateway's part is a fixed cost of about 7-8 ms (the spend transaction",
     "  before the 202, about 3 ms with two fsyncs; the stored `running` state; the `release/v1` entry and",
-    "  the final state, about 2-3 ms; HTTP and the client, about 3.5-4 ms for the two requests) plus the",
+    "  the final state, about 2-3 ms; HTTP and the client, about 3-4 ms: the request's way in and the",
+    "  final answer's way out, as the 202 and the long poll's request travel while the job runs) plus the",
     "  release's Parquet encoding and durable write, which grows with the table (about 5 ms for",
     "  20,000 x 4, 20-25 ms for 200,000 x 4 or 32,561 x 15). Against the engine's part this is 10 % of a",
     "  0.16 s job, 7 % of a 0.5 s job and 1.5 % of Adult's 2.6 s job: the 5 % goal holds for jobs whose",
@@ -102,7 +105,7 @@ NOTES = [
     "  median of the paired differences is shown beside the difference of the medians; for sub-second",
     "  jobs the percentage moves by several points between runs, and for the multi-second Adult job the",
     "  drift (hundreds of ms) is larger than the gateway's part (tens of ms).",
-    "  `safesynth serve` imports what a first job needs at start-up.",
+    "- `safesynth serve` imports what a first job needs at start-up.",
 ]
 
 
@@ -295,9 +298,9 @@ def _bench_health(url: str, n: int = 300) -> dict[str, float]:
 #: Synthesis jobs per side (direct, gateway) by default, alternating; medians are reported.
 REPEATS = 7
 
-#: The gateway's own stages of a job (``Job.stage_seconds``); every other stage is the engine's
-#: (``planning`` is counted as the engine's: the direct side plans too).
-GATEWAY_STAGES = ("admission", "queued", "starting", "loading", "releasing", "auditing")
+#: The gateway's own stages of a job (``Job.stage_seconds``) but ``planning``, which is counted as the
+#: engine's (the direct side plans too); every other stage is the engine's.
+GATEWAY_STAGES = tuple(s for s in SERVICE_STAGES if s != "planning")
 
 
 def bench_synthesis(

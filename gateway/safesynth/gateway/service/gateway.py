@@ -52,7 +52,11 @@ if TYPE_CHECKING:
     from safesynth.gateway.llm import Runner
     from safesynth.gateway.service.query_table import QueryTable
 
-__all__ = ["Gateway"]
+__all__ = ["GATEWAY_STAGES", "Gateway"]
+
+#: The stages of a synthesis job that are the gateway's own (``Job.stage_seconds``); from ``engine``
+#: until ``releasing`` the stages are the engine's.
+GATEWAY_STAGES = ("planning", "admission", "queued", "starting", "loading", "releasing", "auditing")
 
 A, N, U = Role.ADMIN, Role.ANALYST, Role.AUDITOR
 TOKEN_CREATED = "token.created/v1"  # noqa: S105 (an entry kind)
